@@ -146,11 +146,17 @@ const (
 	KindAuth SourceKind = iota
 	// KindApp marks application logs: a token there is a leak.
 	KindApp
+	// KindRevocation marks a stream of revocation events (JSON lines with jti
+	// and/or token and a time); its records become Batch.Revocations.
+	KindRevocation
 )
 
 func (k SourceKind) String() string {
-	if k == KindApp {
+	switch k {
+	case KindApp:
 		return "app"
+	case KindRevocation:
+		return "revocation"
 	}
 	return "auth"
 }
