@@ -1,0 +1,112 @@
+# tokenwatch developer and CI entry points. `make help` lists the targets.
+#
+# `make test` starts the real servers the integration tests need (Kafka in KRaft mode,
+# Debian's clickhouse-server 18.16, chDB in a venv), runs vet, unit tests and
+# integration tests (build tag `integration`), and stops the servers again, also on
+# failure. Everything is installed by scripts/ into .cache/ (git-ignored).
+
+SHELL       := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+CACHE     := $(CURDIR)/.cache
+FUZZTIME  ?= 10s
+STATICCHECK_VERSION ?= v0.8.2
+
+# Timeouts keep a hung test from eating CI's 90 minutes (2 cores).
+UNIT_TIMEOUT        ?= 10m
+INTEGRATION_TIMEOUT ?= 20m
+GOTEST_FLAGS        ?=
+
+# Addresses of the test servers (scripts/kafka.sh, scripts/clickhouse.sh, scripts/chdb.sh).
+TEST_KAFKA        ?= 127.0.0.1:19092
+TEST_CLICKHOUSE   ?= 127.0.0.1:19000
+TEST_CHDB_PYTHON  ?= $(CACHE)/venv/bin/python
+INTEGRATION_ENV = TOKENWATCH_TEST_KAFKA=$(TEST_KAFKA) \
+	TOKENWATCH_TEST_CLICKHOUSE=$(TEST_CLICKHOUSE) \
+	TOKENWATCH_TEST_CHDB_PYTHON=$(TEST_CHDB_PYTHON) \
+	PROMTOOL=$${PROMTOOL:-$$(command -v promtool || true)}
+
+.PHONY: help test test-unit test-integration vet servers-up servers-down servers-status \
+	deps build lint fuzz demo bench bench-e2e clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+test: ## servers up -> vet -> unit tests -> integration tests -> servers down (also on failure)
+	@trap '$(MAKE) --no-print-directory servers-down' EXIT; \
+	$(MAKE) --no-print-directory servers-up; \
+	$(MAKE) --no-print-directory vet; \
+	$(MAKE) --no-print-directory test-unit; \
+	$(MAKE) --no-print-directory test-integration
+
+vet: ## go vet ./... (with and without the integration tag)
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+test-unit: ## go test ./... (no servers needed)
+	scripts/gotest.sh unit -count=1 -timeout $(UNIT_TIMEOUT) $(GOTEST_FLAGS) ./...
+
+test-integration: ## integration tests against the servers started by servers-up (run it first)
+	$(INTEGRATION_ENV) scripts/gotest.sh integration -tags integration -count=1 -p 1 \
+		-timeout $(INTEGRATION_TIMEOUT) $(GOTEST_FLAGS) ./...
+
+deps: ## install OS packages and downloads the tests need (idempotent, cached in .cache/)
+	scripts/clickhouse.sh install
+	scripts/kafka.sh fetch
+	scripts/chdb.sh install
+	scripts/promtool.sh install
+
+servers-up: deps ## start Kafka and clickhouse-server, install chDB
+	scripts/kafka.sh start
+	scripts/clickhouse.sh start
+
+servers-down: ## stop Kafka and clickhouse-server
+	-scripts/kafka.sh stop
+	-scripts/clickhouse.sh stop
+
+servers-status: ## show whether the test servers are running
+	-scripts/kafka.sh status
+	-scripts/clickhouse.sh status
+
+build: ## build bin/tokenwatch
+	$(GO) build -trimpath -o bin/tokenwatch ./cmd/tokenwatch
+
+lint: ## gofmt -l, go vet, staticcheck
+	@out="$$(gofmt -l $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go'))"; \
+	if [[ -n "$$out" ]]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
+	$(MAKE) --no-print-directory vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags integration ./...
+
+fuzz: ## run every Fuzz* target for FUZZTIME (default 10s) each
+	@n=0; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' "$$pkg" | grep -E '^Fuzz' || true); do \
+			echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+			n=$$((n+1)); \
+		done; \
+	done; echo "fuzz: $$n targets ran for $(FUZZTIME) each"
+
+demo: ## run the end-to-end demo (tokenwatch demo)
+	@if grep -qsE 'name:[[:space:]]*"demo"' cmd/tokenwatch/*.go; then \
+		$(GO) run ./cmd/tokenwatch demo; \
+	else \
+		echo "make demo: the 'tokenwatch demo' command does not exist yet (no cmd/tokenwatch/demo.go); nothing to run."; \
+		exit 2; \
+	fi
+
+bench: ## Go benchmarks of every package (plus bench/scan.sh when present)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	@if [[ -x bench/scan.sh ]]; then bench/scan.sh; fi
+
+bench-e2e: ## end-to-end benchmark against real Kafka (bench/e2e.sh), servers started and stopped
+	@if [[ ! -x bench/e2e.sh ]]; then \
+		echo "make bench-e2e: bench/e2e.sh does not exist yet; nothing to run."; exit 2; fi; \
+	trap '$(MAKE) --no-print-directory servers-down' EXIT; \
+	$(MAKE) --no-print-directory servers-up; \
+	$(INTEGRATION_ENV) bench/e2e.sh
+
+clean: ## remove build output and server data (keeps downloads in .cache)
+	rm -rf bin out $(CACHE)/kafka-data $(CACHE)/clickhouse-data $(CACHE)/test-logs
