@@ -95,14 +95,18 @@ func use(tok byte, at time.Duration, p place, opts ...useOpt) tokenwatch.TokenUs
 	return u
 }
 
-func withUA(ua string) useOpt        { return func(u *tokenwatch.TokenUse) { u.UserAgent = ua } }
-func withStatus(s int) useOpt        { return func(u *tokenwatch.TokenUse) { u.Status = s } }
-func withJTI(iss, jti string) useOpt { return func(u *tokenwatch.TokenUse) { u.JWT.Iss, u.JWT.Jti = iss, jti } }
-func withExp(t time.Time) useOpt     { return func(u *tokenwatch.TokenUse) { u.JWT.Exp = t.Unix() } }
+func withUA(ua string) useOpt { return func(u *tokenwatch.TokenUse) { u.UserAgent = ua } }
+func withStatus(s int) useOpt { return func(u *tokenwatch.TokenUse) { u.Status = s } }
+func withJTI(iss, jti string) useOpt {
+	return func(u *tokenwatch.TokenUse) { u.JWT.Iss, u.JWT.Jti = iss, jti }
+}
+func withExp(t time.Time) useOpt { return func(u *tokenwatch.TokenUse) { u.JWT.Exp = t.Unix() } }
 func withAlgNone() useOpt {
 	return func(u *tokenwatch.TokenUse) { u.JWT.Alg, u.JWT.AlgNone = "none", true }
 }
-func opaque() useOpt { return func(u *tokenwatch.TokenUse) { u.JWT, u.Kind, u.Redacted = nil, "bearer", "tw_abc…9f3e" } }
+func opaque() useOpt {
+	return func(u *tokenwatch.TokenUse) { u.JWT, u.Kind, u.Redacted = nil, "bearer", "tw_abc…9f3e" }
+}
 func asLeak(service string) useOpt {
 	return func(u *tokenwatch.TokenUse) {
 		u.Leak, u.Service, u.Status, u.UserAgent = true, service, 0, ""
