@@ -195,7 +195,7 @@ func TestScanMatchesOracle(t *testing.T) {
 func TestAppendFindingJSONMatchesEncodingJSON(t *testing.T) {
 	fp, _ := tokenwatch.ParseFingerprint("00112233445566778899aabbccddeeff")
 	cases := map[string]findingJSON{
-		"plain": {Source: "logs/app.log", Line: 3, Start: 10, End: 50, Kind: "bearer", Rule: "authorization.bearer", Fingerprint: fp, Redacted: "abcdef…wxyz"},
+		"plain":   {Source: "logs/app.log", Line: 3, Start: 10, End: 50, Kind: "bearer", Rule: "authorization.bearer", Fingerprint: fp, Redacted: "abcdef…wxyz"},
 		"escapes": {Source: "we\"ird\\path\n\t\x01<&>\u2028\u2029\xff.log", Line: 1, Kind: "k", Rule: "r", Fingerprint: fp, Redacted: "…"},
 		"jwt-full": {Source: "-", Line: 9, Kind: "jwt", Rule: "jwt.compact", Fingerprint: fp, Redacted: "eyJhbG…abcd", JWT: &tokenwatch.JWTInfo{
 			Alg: "RS256", Kid: "k1", Typ: "JWT", Enc: "A256GCM", Iss: "https://i/", Sub: "s\"ub", Aud: []string{"a", "b"}, Exp: 4102444800, Iat: 1, Nbf: -5,
