@@ -67,10 +67,10 @@ func TestWriteContents(t *testing.T) {
 	html := buf.String()
 	for _, want := range []string{
 		"<title>tokenwatch demo</title>",
-		`class="land" d="M`,                 // the world outline
-		"&lt;b&gt;fast&lt;/b&gt;",           // summaries are escaped
-		"impossible_travel (1)",             // legend
-		"billing-api", "notifier",           // leak bars
+		`class="land" d="M`,       // the world outline
+		"&lt;b&gt;fast&lt;/b&gt;", // summaries are escaped
+		"impossible_travel (1)",   // legend
+		"billing-api", "notifier", // leak bars
 		"0123456789abcdef0123456789abcdef", // fingerprints in the table
 	} {
 		if !strings.Contains(html, want) {
