@@ -123,6 +123,13 @@ func NewFileSource(fc FileConfig, kind tokenwatch.SourceKind, lim Limits) (*File
 		}
 	default:
 		s.paths = []string{fc.Path}
+		if s.follow && s.startAtEnd {
+			// "end" means the end as of now: open and skip the existing lines
+			// at once rather than on the first Next.
+			if _, err := s.open(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
