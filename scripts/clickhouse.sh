@@ -142,7 +142,20 @@ http_query() {
 
 ready() { [[ "$(http_query 'SELECT 1' 2>/dev/null)" == 1 ]]; }
 
+# adopt: when the pid file is gone but the server recorded in the data dir's status
+# file (written by clickhouse-server itself) still runs, take its pid back.
+adopt() {
+	pid_alive "$PIDFILE" && return 0
+	local pid
+	pid="$(sed -n 's/^PID: *//p' "$DATA/status" 2>/dev/null || true)"
+	if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "clickhouse.*--config-file=$CDIR/config.xml"; then
+		echo "$pid" >"$PIDFILE"
+	fi
+}
+
 start() {
+	adopt
 	if pid_alive "$PIDFILE"; then
 		if ready; then
 			log "already running (pid $(cat "$PIDFILE")) on $HOST:$TCP_PORT"
@@ -162,7 +175,7 @@ start() {
 	# Runs as whatever user calls it (root in CI): with path, logs and config all owned by
 	# that user, the server neither needs nor tries to change user.
 	# shellcheck disable=SC2086 # cmd may be "clickhouse server"
-	setsid nohup $cmd --config-file="$CDIR/config.xml" >"$LOGDIR/stdout.log" 2>&1 </dev/null &
+	setsid nohup $cmd --config-file="$CDIR/config.xml" >"$LOGDIR/stdout.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$PIDFILE"
 	local i
 	for ((i = 0; i < 600; i++)); do
@@ -182,9 +195,13 @@ start() {
 	die "clickhouse-server did not answer SELECT 1 within 120s"
 }
 
-stop() { stop_pid "$PIDFILE" clickhouse-server 60; }
+stop() {
+	adopt
+	stop_pid "$PIDFILE" clickhouse-server 60
+}
 
 status() {
+	adopt
 	if pid_alive "$PIDFILE" && ready; then
 		echo "clickhouse: running (pid $(cat "$PIDFILE")) version $(http_query 'SELECT version()') on $HOST:$TCP_PORT, http $HTTP_PORT"
 		return 0
@@ -192,6 +209,10 @@ status() {
 	echo "clickhouse: not running"
 	return 1
 }
+
+case "${1:-}" in
+fetch | install | start | stop | restart | reset) take_lock clickhouse ;;
+esac
 
 case "${1:-}" in
 install) install ;;

@@ -115,7 +115,7 @@ start() {
 	setsid nohup "$JAVA" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
 		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
 		-Dkafka.logs.dir="$LOGDIR" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml" \
-		-cp "$LIBS/*" kafka.Kafka "$CONF" >"$LOGDIR/kafka.out" 2>&1 </dev/null &
+		-cp "$LIBS/*" kafka.Kafka "$CONF" >"$LOGDIR/kafka.out" 2>&1 </dev/null 9>&- &
 	echo $! >"$PIDFILE"
 	local i
 	for ((i = 0; i < 600; i++)); do
@@ -145,6 +145,10 @@ status() {
 	echo "kafka: not running"
 	return 1
 }
+
+case "${1:-}" in
+fetch | install | start | stop | restart | reset) take_lock kafka ;;
+esac
 
 case "${1:-}" in
 fetch) fetch ;;

@@ -72,3 +72,13 @@ apt_install() {
 		{ as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
 			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }
 }
+
+# take_lock NAME: holds an exclusive lock on .cache/NAME.lock until the script exits, so
+# two callers (two terminals, two test binaries) never start or stop one server at once.
+take_lock() {
+	local f="$CACHE/$1.lock"
+	exec 9>"$f"
+	if ! flock -w 600 9; then
+		die "could not lock $f within 600s (another start/stop still running?)"
+	fi
+}
