@@ -19,9 +19,14 @@ UNIT_TIMEOUT        ?= 10m
 INTEGRATION_TIMEOUT ?= 20m
 GOTEST_FLAGS        ?=
 
-# Addresses of the test servers (scripts/kafka.sh, scripts/clickhouse.sh, scripts/chdb.sh).
-TEST_KAFKA        ?= 127.0.0.1:19092
-TEST_CLICKHOUSE   ?= 127.0.0.1:19000
+# Ports of the test servers; exported so scripts/kafka.sh and scripts/clickhouse.sh
+# (also when internal/testenv restarts clickhouse-server) use the same ones.
+export KAFKA_PORT            ?= 19092
+export KAFKA_CONTROLLER_PORT ?= 19093
+export CLICKHOUSE_TCP_PORT   ?= 19000
+export CLICKHOUSE_HTTP_PORT  ?= 18123
+TEST_KAFKA        ?= 127.0.0.1:$(KAFKA_PORT)
+TEST_CLICKHOUSE   ?= 127.0.0.1:$(CLICKHOUSE_TCP_PORT)
 TEST_CHDB_PYTHON  ?= $(CACHE)/venv/bin/python
 INTEGRATION_ENV = TOKENWATCH_TEST_KAFKA=$(TEST_KAFKA) \
 	TOKENWATCH_TEST_CLICKHOUSE=$(TEST_CLICKHOUSE) \
