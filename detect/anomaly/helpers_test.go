@@ -66,10 +66,7 @@ func fp(b byte) tokenwatch.Fingerprint {
 // use builds a token use of token fp(tok) at t0+at from p.
 type useOpt func(*tokenwatch.TokenUse)
 
-var nextOffset int64
-
 func use(tok byte, at time.Duration, p place, opts ...useOpt) tokenwatch.TokenUse {
-	nextOffset++
 	u := tokenwatch.TokenUse{
 		Fingerprint: fp(tok),
 		Kind:        "jwt",

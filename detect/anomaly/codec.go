@@ -1,0 +1,498 @@
+package anomaly
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch"
+)
+
+// Binary encodings for the Kafka scale-out: a token use on the repartition
+// topic, and a token's state on the changelog topic. Both start with a version
+// byte; neither ever contains a raw token (a TokenUse has none; Sealed values
+// are sealed).
+
+const (
+	useVersion   = 1
+	stateVersion = 1
+	// maxField bounds any one decoded string or byte field.
+	maxField = 1 << 20
+	// maxList bounds decoded list lengths (aud, scope).
+	maxList = 1024
+)
+
+var errTruncated = errors.New("truncated")
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.fail(errTruncated)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) bytes(n int) []byte {
+	if r.err != nil || n < 0 || len(r.b) < n {
+		r.fail(errTruncated)
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(errTruncated)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(errTruncated)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u32() uint32 {
+	v := r.uvarint()
+	if v > math.MaxUint32 {
+		r.fail(errors.New("value out of range"))
+		return 0
+	}
+	return uint32(v)
+}
+
+func (r *reader) i32() int32 {
+	v := r.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		r.fail(errors.New("value out of range"))
+		return 0
+	}
+	return int32(v)
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if n > maxField {
+		r.fail(errors.New("field too long"))
+		return ""
+	}
+	return string(r.bytes(int(n)))
+}
+
+func (r *reader) blob() []byte {
+	n := r.uvarint()
+	if n > maxField {
+		r.fail(errors.New("field too long"))
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return append([]byte(nil), r.bytes(int(n))...)
+}
+
+func (r *reader) f64() float64 {
+	p := r.bytes(8)
+	if p == nil {
+		return 0
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(p))
+}
+
+func (r *reader) list() []string {
+	n := r.uvarint()
+	if n > maxList {
+		r.fail(errors.New("list too long"))
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	for range n {
+		out = append(out, r.str())
+		if r.err != nil {
+			return nil
+		}
+	}
+	return out
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendList(b []byte, l []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l)))
+	for _, s := range l {
+		b = appendStr(b, s)
+	}
+	return b
+}
+
+func appendF64(b []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+// Token-use flag bits.
+const (
+	ufLeak = 1 << iota
+	ufDPoP
+	ufHeaders
+	ufJWT
+	ufHasLoc
+	ufHasTime
+)
+
+// JWT flag bits.
+const (
+	jfNonce = 1 << iota
+	jfAtHash
+	jfExpired
+	jfAlgNone
+)
+
+// AppendUse appends the binary encoding of u to dst.
+func AppendUse(dst []byte, u *tokenwatch.TokenUse) []byte {
+	b := append(dst, useVersion)
+	b = append(b, u.Fingerprint[:]...)
+	var f byte
+	if u.Leak {
+		f |= ufLeak
+	}
+	if u.DPoPProof {
+		f |= ufDPoP
+	}
+	if u.HeadersLogged {
+		f |= ufHeaders
+	}
+	if u.JWT != nil {
+		f |= ufJWT
+	}
+	if u.Geo.HasLocation {
+		f |= ufHasLoc
+	}
+	if !u.Time.IsZero() {
+		f |= ufHasTime
+	}
+	b = append(b, f)
+	if !u.Time.IsZero() {
+		b = binary.AppendVarint(b, u.Time.Unix())
+		b = binary.AppendUvarint(b, uint64(u.Time.Nanosecond()))
+	}
+	switch {
+	case !u.IP.IsValid():
+		b = append(b, 0)
+	case u.IP.Is4():
+		a := u.IP.As4()
+		b = append(b, 4)
+		b = append(b, a[:]...)
+	default:
+		a := u.IP.As16()
+		b = append(b, 16)
+		b = append(b, a[:]...)
+	}
+	for _, s := range [...]string{u.Kind, u.Rule, u.Redacted, u.UserAgent, u.User, u.Method, u.Path, u.Service, u.Host, u.Scheme, u.Param} {
+		b = appendStr(b, s)
+	}
+	b = binary.AppendVarint(b, int64(u.Status))
+	g := &u.Geo
+	b = binary.AppendUvarint(b, uint64(g.ASN))
+	for _, s := range [...]string{g.ASOrg, g.Country, g.Continent, g.City, g.Label} {
+		b = appendStr(b, s)
+	}
+	b = appendF64(b, g.Lat)
+	b = appendF64(b, g.Lon)
+	b = binary.AppendUvarint(b, uint64(g.RadiusKm))
+	if j := u.JWT; j != nil {
+		for _, s := range [...]string{j.Alg, j.Kid, j.Typ, j.Enc, j.Iss, j.Sub, j.Jti, j.ClientID, j.CnfJKT, j.CnfX5T} {
+			b = appendStr(b, s)
+		}
+		b = appendList(b, j.Aud)
+		b = appendList(b, j.Scope)
+		b = binary.AppendVarint(b, j.Exp)
+		b = binary.AppendVarint(b, j.Iat)
+		b = binary.AppendVarint(b, j.Nbf)
+		b = binary.AppendVarint(b, j.LifetimeSeconds)
+		var jf byte
+		if j.HasNonce {
+			jf |= jfNonce
+		}
+		if j.HasAtHash {
+			jf |= jfAtHash
+		}
+		if j.Expired {
+			jf |= jfExpired
+		}
+		if j.AlgNone {
+			jf |= jfAlgNone
+		}
+		b = append(b, jf)
+	}
+	b = binary.AppendUvarint(b, uint64(len(u.Sealed)))
+	b = append(b, u.Sealed...)
+	b = appendStr(b, u.Origin.Source)
+	b = binary.AppendVarint(b, int64(u.Origin.Partition))
+	b = binary.AppendVarint(b, u.Origin.Offset)
+	b = binary.AppendUvarint(b, uint64(u.Index))
+	return b
+}
+
+// DecodeUse decodes an AppendUse encoding into u (overwriting it). It never
+// panics on malformed input.
+func DecodeUse(data []byte, u *tokenwatch.TokenUse) error {
+	r := reader{b: data}
+	if v := r.byte(); r.err == nil && v != useVersion {
+		return fmt.Errorf("decode token use: unknown version %d", v)
+	}
+	*u = tokenwatch.TokenUse{}
+	copy(u.Fingerprint[:], r.bytes(16))
+	f := r.byte()
+	u.Leak, u.DPoPProof, u.HeadersLogged = f&ufLeak != 0, f&ufDPoP != 0, f&ufHeaders != 0
+	if f&ufHasTime != 0 {
+		sec := r.varint()
+		nsec := r.uvarint()
+		if nsec >= 1e9 {
+			r.fail(errors.New("nanoseconds out of range"))
+		}
+		u.Time = time.Unix(sec, int64(nsec)).UTC()
+	}
+	switch n := r.byte(); n {
+	case 0:
+	case 4:
+		u.IP = netip.AddrFrom4([4]byte(padTo(r.bytes(4), 4)))
+	case 16:
+		u.IP = netip.AddrFrom16([16]byte(padTo(r.bytes(16), 16)))
+	default:
+		r.fail(fmt.Errorf("bad address length %d", n))
+	}
+	for _, p := range [...]*string{&u.Kind, &u.Rule, &u.Redacted, &u.UserAgent, &u.User, &u.Method, &u.Path, &u.Service, &u.Host, &u.Scheme, &u.Param} {
+		*p = r.str()
+	}
+	st := r.varint()
+	if st < math.MinInt32 || st > math.MaxInt32 {
+		r.fail(errors.New("status out of range"))
+	}
+	u.Status = int(st)
+	g := &u.Geo
+	g.ASN = r.u32()
+	for _, p := range [...]*string{&g.ASOrg, &g.Country, &g.Continent, &g.City, &g.Label} {
+		*p = r.str()
+	}
+	g.Lat, g.Lon = r.f64(), r.f64()
+	rad := r.uvarint()
+	if rad > math.MaxUint16 {
+		r.fail(errors.New("radius out of range"))
+	}
+	g.RadiusKm = uint16(rad)
+	g.HasLocation = f&ufHasLoc != 0
+	if f&ufJWT != 0 {
+		j := &tokenwatch.JWTInfo{}
+		for _, p := range [...]*string{&j.Alg, &j.Kid, &j.Typ, &j.Enc, &j.Iss, &j.Sub, &j.Jti, &j.ClientID, &j.CnfJKT, &j.CnfX5T} {
+			*p = r.str()
+		}
+		j.Aud = r.list()
+		j.Scope = r.list()
+		j.Exp, j.Iat, j.Nbf, j.LifetimeSeconds = r.varint(), r.varint(), r.varint(), r.varint()
+		jf := r.byte()
+		j.HasNonce, j.HasAtHash, j.Expired, j.AlgNone = jf&jfNonce != 0, jf&jfAtHash != 0, jf&jfExpired != 0, jf&jfAlgNone != 0
+		u.JWT = j
+	}
+	u.Sealed = r.blob()
+	u.Origin.Source = r.str()
+	u.Origin.Partition = r.i32()
+	u.Origin.Offset = r.varint()
+	idx := r.uvarint()
+	if idx > math.MaxInt32 {
+		r.fail(errors.New("index out of range"))
+	}
+	u.Index = int(idx)
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Errorf("%d trailing bytes", len(r.b)))
+	}
+	if r.err != nil {
+		return fmt.Errorf("decode token use: %w", r.err)
+	}
+	return nil
+}
+
+func padTo(p []byte, n int) []byte {
+	if len(p) == n {
+		return p
+	}
+	return make([]byte, n)
+}
+
+// ---- state snapshots ------------------------------------------------------------
+
+// Snapshot appends the encoded state of the token with state key key to dst
+// (see KeyOf); ok is false when the engine holds no state for it. The
+// encoding carries the display strings, so it can be restored into another
+// engine (Restore).
+func (e *Engine) Snapshot(dst []byte, key tokenwatch.Fingerprint) ([]byte, bool) {
+	sh := e.shardOf(&key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	idx := sh.lookup(&key)
+	if idx == 0 {
+		return dst, false
+	}
+	s := sh.at(idx)
+	b := append(dst, stateVersion)
+	b = append(b, s.key[:]...)
+	b = binary.AppendVarint(b, s.base)
+	b = binary.AppendUvarint(b, uint64(s.first))
+	b = binary.AppendUvarint(b, uint64(s.exp))
+	b = append(b, s.flags&(stLeakAlerted|stHasLeak))
+	b = binary.AppendVarint(b, int64(s.leakDt))
+	for _, a := range s.alerted {
+		b = binary.AppendUvarint(b, uint64(a))
+	}
+	b = append(b, s.alertAt, s.n)
+	for i := 0; i < int(s.n); i++ {
+		o := &s.ring[i]
+		b = append(b, o.ip[:]...)
+		b = binary.AppendUvarint(b, o.poff)
+		b = binary.AppendVarint(b, int64(o.dt))
+		b = binary.AppendVarint(b, int64(o.lat))
+		b = binary.AppendVarint(b, int64(o.lon))
+		b = binary.AppendUvarint(b, uint64(o.asn))
+		b = binary.AppendUvarint(b, uint64(o.radius))
+		b = binary.AppendUvarint(b, uint64(o.status))
+		b = append(b, o.country[0], o.country[1], o.cont, o.bits)
+		d := sh.in.dispOf(o.disp)
+		b = appendStr(b, sh.in.cityOf(o.city))
+		b = appendStr(b, d.ua)
+		b = appendStr(b, d.service)
+		b = appendStr(b, d.source)
+		b = appendStr(b, sh.in.orgs[o.asn])
+	}
+	return b, true
+}
+
+type snapObs struct {
+	o                              obs
+	city, ua, service, source, org string
+}
+
+// SnapshotKey returns the state key a snapshot belongs to.
+func SnapshotKey(snap []byte) (tokenwatch.Fingerprint, error) {
+	var k tokenwatch.Fingerprint
+	if len(snap) < 17 || snap[0] != stateVersion {
+		return k, errors.New("decode token state: not a version 1 state")
+	}
+	copy(k[:], snap[1:17])
+	return k, nil
+}
+
+// Restore replaces the state of the token a snapshot belongs to. It never
+// panics on malformed input.
+func (e *Engine) Restore(snap []byte) error {
+	r := reader{b: snap}
+	if v := r.byte(); r.err == nil && v != stateVersion {
+		return fmt.Errorf("decode token state: unknown version %d", v)
+	}
+	var s state
+	copy(s.key[:], r.bytes(16))
+	s.base = r.varint()
+	s.first = r.u32()
+	s.exp = r.u32()
+	s.flags = (r.byte() & (stLeakAlerted | stHasLeak)) | stLive
+	s.leakDt = r.i32()
+	for i := range s.alerted {
+		s.alerted[i] = r.u32()
+	}
+	s.alertAt = r.byte() % uint8(len(s.alerted))
+	n := int(r.byte())
+	if n > ringSize {
+		r.fail(fmt.Errorf("%d observations, at most %d", n, ringSize))
+		n = 0
+	}
+	var list [ringSize]snapObs
+	for i := 0; i < n && r.err == nil; i++ {
+		so := &list[i]
+		o := &so.o
+		copy(o.ip[:], r.bytes(16))
+		o.poff = r.uvarint()
+		o.dt = r.i32()
+		o.lat, o.lon = r.i32(), r.i32()
+		o.asn = r.u32()
+		rad, st := r.uvarint(), r.uvarint()
+		if rad > math.MaxUint16 || st > math.MaxUint16 {
+			r.fail(errors.New("value out of range"))
+		}
+		o.radius, o.status = uint16(rad), uint16(st)
+		o.country[0], o.country[1], o.cont, o.bits = r.byte(), r.byte(), r.byte(), r.byte()
+		so.city, so.ua, so.service, so.source, so.org = r.str(), r.str(), r.str(), r.str(), r.str()
+		if i > 0 && o.dt < list[i-1].o.dt {
+			r.fail(errors.New("observations out of order"))
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Errorf("%d trailing bytes", len(r.b)))
+	}
+	if r.err == nil && n == 0 {
+		r.fail(errors.New("no observations"))
+	}
+	if r.err != nil {
+		return fmt.Errorf("decode token state: %w", r.err)
+	}
+	key := s.key
+	sh := e.shardOf(&key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if idx := sh.lookup(&key); idx != 0 {
+		sh.release(idx)
+		metricTokens.Dec()
+	}
+	idx := e.newState(sh, key, s.base)
+	st := sh.at(idx)
+	prev, next := st.prev, st.next
+	*st = s
+	st.prev, st.next = prev, next
+	st.n = uint8(n)
+	for i := 0; i < n; i++ {
+		so := &list[i]
+		so.o.city, _ = sh.in.city(so.city)
+		so.o.disp, _ = sh.in.disp(dispKey{so.ua, so.service, so.source})
+		sh.in.org(so.o.asn, so.org)
+		st.ring[i] = so.o
+	}
+	if last := st.lastMs(); last > sh.wm {
+		sh.wm = last
+	}
+	return nil
+}
