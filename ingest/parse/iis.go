@@ -116,6 +116,12 @@ func (st *pstate) iisLine(s []byte) bool {
 	if lay.date < 0 || lay.time < 0 || col(lay.date) == nil || col(lay.time) == nil {
 		return false
 	}
+	if lay == defaultIIS {
+		// Without a header, insist on the default order's server address too.
+		if _, ok := parseIP(col(2)); !ok {
+			return false
+		}
+	}
 	if m := col(lay.method); m == nil || !isMethod(m) {
 		return false
 	}

@@ -308,35 +308,24 @@ func visit(keys map[string]keyInfo, c *collected, path []byte, seg int, top *jso
 }
 
 // scanString returns the index just past the closing quote of the JSON string
-// starting at data[i] == '"', and whether it holds escapes. Linear: the next quote
-// and the next backslash are each searched for once per position.
+// starting at data[i] == '"', and whether it holds escapes. Linear: a quote ends the
+// string unless an odd run of backslashes precedes it, and each run is counted once.
 func scanString(data []byte, i int) (end int, esc bool, ok bool) {
 	j := i + 1
-	nextQ, nextB := -1, -1
 	for {
-		if nextQ < j {
-			q := bytes.IndexByte(data[j:], '"')
-			if q < 0 {
-				return 0, false, false
-			}
-			nextQ = j + q
-		}
-		if nextB < j && nextB != -2 {
-			b := bytes.IndexByte(data[j:nextQ], '\\')
-			if b < 0 {
-				nextB = -1
-			} else {
-				nextB = j + b
-			}
-		}
-		if nextB < 0 || nextB > nextQ {
-			return nextQ + 1, esc, true
-		}
-		esc = true
-		j = nextB + 2
-		if j > len(data) {
+		q := bytes.IndexByte(data[j:], '"')
+		if q < 0 {
 			return 0, false, false
 		}
+		q += j
+		n := 0
+		for k := q - 1; k > i && data[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1, bytes.IndexByte(data[i+1:q], '\\') >= 0, true
+		}
+		j = q + 1
 	}
 }
 

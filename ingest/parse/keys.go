@@ -73,7 +73,7 @@ var builtinKeys = []struct {
 		"downstream_direct_remote_address", "downstream_remote_address",
 		"remote_addr", "source.ip", "source.address", "client.ip", "client.address",
 		"client_ip", "clientip", "remote_ip", "remoteip", "request.remote_ip", "request.remote_addr",
-		"request.remoteaddr", "remote", "ip", "ip_address", "ipaddress", "c-ip", "src_ip", "srcip",
+		"request.remoteaddr", "request.remoteaddress", "req.remoteaddress", "req.ip", "remote", "ip", "ip_address", "ipaddress", "c-ip", "src_ip", "srcip",
 		"peer.address", "peer_ip", "network.client.ip", "data.ip", "realip_remote_addr",
 	}},
 	{fClient, []string{"client.ipaddress", "request.client_ip"}},
@@ -93,17 +93,19 @@ var builtinKeys = []struct {
 	}},
 	{fMethod, []string{
 		"http.request.method", "method", "request_method", "http_method", "http.method",
-		"verb", "request.method", "details.request.method", "data.details.request.method", "cs-method",
+		"verb", "request.method", "req.method", "details.request.method", "data.details.request.method", "cs-method",
 	}},
 	{fPath, []string{
-		"url.path", "path", "uri", "request_uri", "url.original", "request.uri", "request_path",
+		"url.path", "path", "uri", "request_uri", "url.original", "request.uri", "request.path", "request.url",
+		"req.url", "req.path", "request_path",
 		"http.url", "url", "http.target", "debugcontext.debugdata.requesturi",
 		"details.request.path", "data.details.request.path", "cs-uri-stem",
 	}},
 	{fRequest, []string{"request", "request_line", "http.request.line"}},
 	{fStatus, []string{
 		"http.response.status_code", "status", "status_code", "statuscode", "response_code",
-		"http_status", "http.status_code", "response.status", "response.status_code", "sc-status",
+		"http_status", "http.status_code", "response.status", "response.status_code", "response.statuscode",
+		"res.statuscode", "res.status", "sc-status",
 	}},
 	{fRespStatus, []string{"details.response.statuscode", "data.details.response.statuscode"}},
 	{fService, []string{

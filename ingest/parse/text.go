@@ -194,11 +194,12 @@ func (st *pstate) findRequestLine(s []byte) {
 		st.setPath(s[j+1 : k])
 		// "GET /x HTTP/1.1" 200
 		rest := s[k:]
-		if len(rest) > 0 && rest[0] == ' ' {
-			t, n, ok := nextToken(rest, 0)
-			if ok && hasPrefixFold(t.b, "HTTP/") {
-				rest = rest[n:]
+		if len(rest) > 6 && rest[0] == ' ' && hasPrefixFold(rest[1:], "HTTP/") {
+			m := 1
+			for m < len(rest) && rest[m] != ' ' && rest[m] != '"' {
+				m++
 			}
+			rest = rest[m:]
 		}
 		if i > 0 && s[i-1] == '"' && len(rest) > 0 && rest[0] == '"' {
 			if t, _, ok := nextToken(rest, 1); ok {
@@ -330,15 +331,26 @@ func (st *pstate) syslog3164(s []byte, hasPRI bool) (syslogHeader, []byte, bool)
 	iso := false
 	if len(s) > 0 && isAlpha(s[0]) {
 		// "Mmm dd hh:mm:ss" (dd may be space padded), optionally ".frac" or " yyyy".
-		if len(s) < 16 || monthOf(s[:3]) == 0 {
+		if len(s) < 15 || monthOf(s[:3]) == 0 || s[3] != ' ' {
 			return h, nil, false
 		}
-		end := 15
-		if len(s) >= 20 && isDigit(s[7]) && isDigit(s[8]) && isDigit(s[9]) && isDigit(s[10]) && s[11] == ' ' {
-			end = 20 // "Oct 11 2026 22:14:15"
+		end := 4
+		if s[end] == ' ' {
+			end++
+		}
+		for end < len(s) && isDigit(s[end]) {
+			end++
+		}
+		end++ // the space after the day
+		if end+5 <= len(s) && isDigit(s[end]) && isDigit(s[end+1]) && isDigit(s[end+2]) && isDigit(s[end+3]) && s[end+4] == ' ' {
+			end += 5 // "Oct 11 2026 22:14:15"
+		}
+		end += 8 // hh:mm:ss
+		if end > len(s) {
+			return h, nil, false
 		}
 		for end < len(s) && s[end] != ' ' {
-			end++
+			end++ // ".frac"
 		}
 		t, ok := parseSyslogTime(s[:end], st.p.loc, st.ref)
 		if !ok {

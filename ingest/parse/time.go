@@ -339,7 +339,7 @@ func parseCLFTime(s []byte, loc *time.Location) (time.Time, bool) {
 // parseSyslogTime parses "Oct 11 22:14:15[.frac]", "Oct  1 22:14:15" and
 // "Oct 11 2026 22:14:15"; year-less dates get the year nearest ref.
 func parseSyslogTime(s []byte, loc *time.Location, ref time.Time) (time.Time, bool) {
-	if len(s) < 15 || s[3] != ' ' {
+	if len(s) < 14 || s[3] != ' ' {
 		return time.Time{}, false
 	}
 	month := monthOf(s[0:3])
