@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ type Dispatcher struct {
 	ua       string
 	now      func() time.Time
 	dryOut   io.Writer
+	dryMu    sync.Mutex
 }
 
 type sinkState struct {
@@ -114,8 +116,13 @@ func (d *Dispatcher) Deliver(ctx context.Context, env *Envelope) error {
 }
 
 func (d *Dispatcher) deliverTo(ctx context.Context, env *Envelope, sinks []string, priorAttempts int) error {
-	if len(sinks) == 1 {
-		return d.deliverSink(ctx, env, sinks[0], priorAttempts)
+	if len(sinks) == 1 || d.dryOut != nil {
+		// Dry runs print in routing order, one sink after the other.
+		var errs []error
+		for _, name := range sinks {
+			errs = append(errs, d.deliverSink(ctx, env, name, priorAttempts))
+		}
+		return errors.Join(errs...)
 	}
 	errs := make([]error, len(sinks))
 	var wg sync.WaitGroup
@@ -444,9 +451,17 @@ func commitReady(ctx context.Context, src Source, tr *tracker) error {
 func (d *Dispatcher) printDry(env *Envelope, st *sinkState, id string) error {
 	r, err := st.s.build(env, id, d.now(), true)
 	if err != nil {
+		d.dryMu.Lock()
 		fmt.Fprintf(d.dryOut, "# sink %s: cannot build request: %v\n\n", st.cfg.Name, err)
+		d.dryMu.Unlock()
 		return nil
 	}
+	var out bytes.Buffer
+	defer func() {
+		d.dryMu.Lock()
+		d.dryOut.Write(out.Bytes())
+		d.dryMu.Unlock()
+	}()
 	r.Header.Set("User-Agent", d.ua)
 	for k := range st.cfg.Headers {
 		r.Header.Set(k, "[redacted]")
@@ -454,8 +469,8 @@ func (d *Dispatcher) printDry(env *Envelope, st *sinkState, id string) error {
 	if r.Header.Get("Authorization") != "" {
 		r.Header.Set("Authorization", "[redacted]")
 	}
-	fmt.Fprintf(d.dryOut, "# sink %s (%s), alert %s update %d\n%s %s\n", st.cfg.Name, st.cfg.Type, env.Alert.ID, env.Alert.Update, r.Method, r.URL)
-	_ = r.Header.Write(d.dryOut)
-	fmt.Fprintf(d.dryOut, "\n%s\n\n", r.Body)
+	fmt.Fprintf(&out, "# sink %s (%s), alert %s update %d\n%s %s\n", st.cfg.Name, st.cfg.Type, env.Alert.ID, env.Alert.Update, r.Method, r.URL)
+	_ = r.Header.Write(&out)
+	fmt.Fprintf(&out, "\n%s\n\n", r.Body)
 	return nil
 }
