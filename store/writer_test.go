@@ -25,7 +25,9 @@ type fakeServer struct {
 	chunks []int
 }
 
-func newFake() *fakeServer { return &fakeServer{rows: map[string]int{}, sent: make(chan struct{}, 1000)} }
+func newFake() *fakeServer {
+	return &fakeServer{rows: map[string]int{}, sent: make(chan struct{}, 1000)}
+}
 
 func (f *fakeServer) send(ctx context.Context, t *table, i, j int) error {
 	f.sent <- struct{}{}
