@@ -305,10 +305,11 @@ func (e *Engine) newState(sh *shard, key tokenwatch.Fingerprint, ms int64) uint3
 	return idx
 }
 
-// sweepStep frees up to two expired states at the shard's sweep cursor, so
-// memory of dead tokens is returned even when the shard is not full.
+// sweepStep checks one slot at the shard's sweep cursor and frees it when
+// expired, so the memory of dead tokens is returned within one pass over the
+// shard even when the shard is not full.
 func (e *Engine) sweepStep(sh *shard) {
-	for range 2 {
+	for range 1 {
 		if sh.slots == 0 {
 			return
 		}

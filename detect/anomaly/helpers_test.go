@@ -146,3 +146,5 @@ func types(as []tokenwatch.Alert) []string {
 	}
 	return ts
 }
+
+func netipOf(s string) netip.Addr { return netip.MustParseAddr(s) }

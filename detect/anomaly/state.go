@@ -78,20 +78,21 @@ const (
 	stLive                    // slot in use
 )
 
-// state is one token's history: 288 bytes.
+// state is one token's history: 288 bytes. The header comes first so a
+// lookup's key compare and the rules' header reads share one cache line.
 type state struct {
-	ring    [ringSize]obs // sorted by dt, oldest first; ring[:n] valid
 	key     tokenwatch.Fingerprint
-	base    int64  // unix ms that obs.dt is relative to
-	first   uint32 // first seen, unix seconds
-	leakDt  int32  // first leak sighting, ms relative to base
-	exp     uint32 // token exp, unix seconds; 0 unknown
-	prev    uint32 // LRU links: slot index + 1, 0 = none
-	next    uint32
+	base    int64     // unix ms that obs.dt is relative to
+	first   uint32    // first seen, unix seconds
+	leakDt  int32     // first leak sighting, ms relative to base
+	exp     uint32    // token exp, unix seconds; 0 unknown
+	prev    uint32    // LRU links: slot index + 1, 0 = none
+	next    uint32    //
 	alerted [4]uint32 // dedupe keys of the last alerts raised (ring)
 	n       uint8
 	flags   uint8
-	alertAt uint8 // next slot in alerted
+	alertAt uint8         // next slot in alerted
+	ring    [ringSize]obs // sorted by dt, oldest first; ring[:n] valid
 }
 
 func (s *state) ms(dt int32) int64 { return s.base + int64(dt) }
@@ -223,7 +224,7 @@ func (s *state) mergeable(o *obs) bool {
 
 // ---- shard: hash table + slab + LRU -----------------------------------------
 
-const pageBits = 7
+const pageBits = 8 // 256 states of 288 bytes = 9 x 8 KiB pages, no size-class waste
 const pageSize = 1 << pageBits
 
 type shard struct {
