@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -309,7 +310,7 @@ func (c Config) Limits() Limits {
 
 // Open builds the configured sources; several are merged with Multi (ahead
 // batches read ahead per source). stdin is the reader used for stdin.enabled.
-func Open(c Config, stdin *os.File, ahead int) (Source, error) {
+func Open(c Config, stdin io.Reader, ahead int) (Source, error) {
 	var srcs []Source
 	closeAll := func() {
 		for _, s := range srcs {
