@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tokenwatch/tokenwatch/alerts"
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/parse"
@@ -37,6 +38,9 @@ type Config struct {
 
 	// Sections added by their owners go below, in pipeline order:
 	// enrich, anomaly, store, alerts, metrics, policy.
+
+	// Alerts configures alert policy, routing, sinks, the outbox and delivery.
+	Alerts alerts.Config `yaml:"alerts"`
 }
 
 // DefaultConfig returns every section's defaults.
@@ -47,6 +51,7 @@ func DefaultConfig() Config {
 		Detect:   detect.DefaultConfig(),
 		Pipeline: pipeline.DefaultConfig(),
 		Output:   pipeline.DefaultOutputConfig(),
+		Alerts:   alerts.DefaultConfig(),
 	}
 }
 
@@ -60,6 +65,7 @@ func (c Config) Validate() error {
 		c.Detect.Validate(),
 		c.Pipeline.Validate(),
 		c.Output.Validate(),
+		c.Alerts.Validate(),
 	)
 }
 
