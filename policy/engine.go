@@ -1,0 +1,768 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch"
+)
+
+// Config is the `policy` section of the configuration file.
+type Config struct {
+	// File is the policy file; empty runs with Defaults().
+	File string `yaml:"file"`
+	// ReloadInterval is how often File is checked for changes; 0 disables reloading.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// MaxState bounds the remembered keys of each kind of state (once-only
+	// findings, subjects, refresh tokens, endpoints); past it the oldest half is dropped.
+	MaxState int `yaml:"max_state"`
+	// Disabled turns posture findings off.
+	Disabled bool `yaml:"disabled"`
+}
+
+// DefaultConfig: built-in policy, reload every 30 s when a file is set, 200,000 keys of state.
+func DefaultConfig() Config {
+	return Config{ReloadInterval: 30 * time.Second, MaxState: 200_000}
+}
+
+// Validate reports every mistake in c, and in the policy file it names.
+func (c Config) Validate() error {
+	var errs []error
+	if c.File != "" {
+		if _, err := Load(c.File); err != nil {
+			errs = append(errs, fmt.Errorf("policy.file: %w", err))
+		}
+	}
+	if c.ReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("policy.reload_interval: %s is negative; use 0 to disable reloading or a duration such as 30s", c.ReloadInterval))
+	}
+	if c.MaxState < 1000 {
+		errs = append(errs, fmt.Errorf("policy.max_state: %d is too small; use at least 1000 (default 200000)", c.MaxState))
+	}
+	return errors.Join(errs...)
+}
+
+// Engine checks token uses against the policy. It is safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	pol   atomic.Pointer[compiled]
+	stamp fileStamp
+	clock func() time.Time
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	watermark int64 // newest event time seen, unix seconds
+	once      map[[16]byte]int64
+	life      map[lifeKey]*lifeAgg
+	lifeDay   int64 // day (unix/86400) of the watermark when summaries were last checked
+	subjects  map[subjKey]subjState
+	refresh   map[tokenwatch.Fingerprint]*refreshState
+	endpoints map[string]*endpointState
+	// seen remembers which (token, service) pairs were checked, two
+	// generations deep: the per-token rules run once per pair, and only
+	// workload tokens are checked on every use (their network can change).
+	seen, seenOld map[seenKey]bool // value: the token's client is a workload
+	stop          chan struct{}
+	reloadDone    sync.WaitGroup
+}
+
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+}
+
+type lifeKey struct {
+	issuer, client string
+	day            int64
+}
+
+type lifeAgg struct {
+	count    int
+	longest  time.Duration
+	first    tokenwatch.TokenUse // a copy of the first violating use (evidence)
+	policy   time.Duration
+	reported bool // the day summary went out
+}
+
+type subjKey struct{ issuer, client, subject string }
+
+type subjState struct {
+	fp     tokenwatch.Fingerprint
+	scopes []string // sorted
+	t      int64
+}
+
+type netKey struct {
+	asn    uint32
+	prefix netip.Prefix
+}
+
+type refreshState struct {
+	nets  [4]netKey
+	times [4]int64
+	n     int
+}
+
+type endpointState struct {
+	uses      []tokenwatch.TokenUse // leaks within the window, oldest first (copies)
+	quietTill int64                 // no new dispensary alert before this event time
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithClock sets the clock for detected_at (tests).
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.clock = now } }
+
+// WithLogger sets the logger for reload messages.
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// New loads the policy (cfg.File, or Defaults) and starts the reload loop.
+// Close stops it.
+func New(cfg Config, opts ...Option) (*Engine, error) {
+	if cfg.MaxState == 0 {
+		cfg.MaxState = DefaultConfig().MaxState
+	}
+	e := &Engine{
+		cfg: cfg, clock: time.Now, log: slog.Default(),
+		once: map[[16]byte]int64{}, life: map[lifeKey]*lifeAgg{}, subjects: map[subjKey]subjState{},
+		refresh: map[tokenwatch.Fingerprint]*refreshState{}, endpoints: map[string]*endpointState{},
+		seen: map[seenKey]bool{}, stop: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	f := Defaults()
+	if cfg.File != "" {
+		var err error
+		if f, err = Load(cfg.File); err != nil {
+			return nil, err
+		}
+		e.stamp, _ = stampOf(cfg.File)
+	}
+	e.pol.Store(compile(f))
+	if cfg.File != "" && cfg.ReloadInterval > 0 {
+		e.reloadDone.Add(1)
+		go e.reloadLoop()
+	}
+	return e, nil
+}
+
+func stampOf(p string) (fileStamp, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{fi.Size(), fi.ModTime()}, nil
+}
+
+// Close stops the reload loop.
+func (e *Engine) Close() error {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	e.reloadDone.Wait()
+	return nil
+}
+
+func (e *Engine) reloadLoop() {
+	defer e.reloadDone.Done()
+	t := time.NewTicker(e.cfg.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.Reload()
+		}
+	}
+}
+
+// Reload re-reads the policy file if it changed. A file that no longer parses
+// or validates is reported and the loaded policy stays in force.
+func (e *Engine) Reload() {
+	if e.cfg.File == "" {
+		return
+	}
+	st, err := stampOf(e.cfg.File)
+	if err != nil || st == e.stamp {
+		return
+	}
+	f, err := Load(e.cfg.File)
+	if err != nil {
+		metricReloads.WithLabelValues("error").Inc()
+		e.log.Error("policy reload failed; keeping the loaded policy", "file", e.cfg.File, "err", err)
+		e.stamp = st // report a broken file once, not every interval
+		return
+	}
+	e.stamp = st
+	e.pol.Store(compile(f))
+	metricReloads.WithLabelValues("ok").Inc()
+	e.log.Info("policy reloaded", "file", e.cfg.File)
+}
+
+// Process implements tokenwatch.Stage: it checks every use of b and appends findings to b.Alerts.
+func (e *Engine) Process(ctx context.Context, b *tokenwatch.Batch) error {
+	if e.cfg.Disabled {
+		return nil
+	}
+	for i := range b.Uses {
+		b.Alerts = e.Check(&b.Uses[i], b.Alerts)
+	}
+	return ctx.Err()
+}
+
+// Check checks one use and appends any findings to dst.
+func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	p := e.pol.Load()
+	ts := u.Time.Unix()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ts > e.watermark {
+		e.watermark = ts
+		if day := ts / 86400; day != e.lifeDay {
+			dst = e.closeDays(p, day, dst)
+			e.lifeDay = day
+		}
+	}
+	if isRefresh(u) {
+		dst = e.checkRefresh(p, u, dst)
+	}
+	if u.Leak {
+		dst = e.checkDispensary(p, u, dst)
+	}
+	j := u.JWT
+	if j == nil {
+		return dst
+	}
+	k := seenKey{u.Fingerprint, maphash.String(seed, u.Service), u.Leak}
+	workload, seen := e.seen[k]
+	if !seen {
+		if workload, seen = e.seenOld[k]; seen {
+			e.remember(k, workload)
+		}
+	}
+	if seen {
+		if workload && !u.Leak {
+			dst = e.checkWorkload(p, p.client(j.Iss, j.ClientID), u, dst)
+		}
+		return dst
+	}
+	cp := p.client(j.Iss, j.ClientID)
+	e.remember(k, cp.Workload)
+	return e.checkToken(p, cp, u, dst)
+}
+
+// seenKey is a (token, service, leak or use) triple.
+type seenKey struct {
+	fp      tokenwatch.Fingerprint
+	service uint64
+	leak    bool
+}
+
+var seed = maphash.MakeSeed()
+
+func (e *Engine) remember(k seenKey, workload bool) {
+	if len(e.seen) >= e.cfg.MaxState/2 {
+		e.seenOld, e.seen = e.seen, make(map[seenKey]bool, len(e.seen))
+	}
+	e.seen[k] = workload
+}
+
+// checkToken runs the rules that depend on the token and the service it was
+// presented to, not on the individual request.
+func (e *Engine) checkToken(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	j := u.JWT
+	idToken := isIDToken(j)
+	if !idToken && !isRefresh(u) {
+		dst = e.checkLifetime(p, cp, u, dst)
+	}
+	dst = e.checkScopes(p, cp, u, dst)
+	if u.Leak {
+		return dst
+	}
+	// Presented as a credential: in an Authorization header, or as the
+	// access_token parameter of RFC 6750 section 2.3.
+	presented := u.Scheme != "" || u.Param == "access_token"
+	if idToken && presented {
+		dst = e.onceAlert(p, dst, u, TypeIDTokenAsAccess, []string{u.Fingerprint.String()}, 7*24*time.Hour,
+			fmt.Sprintf("An OIDC ID token%s was sent as a %s credential to %s; ID tokens prove a login to the client and must not be used to call APIs.", who(j), u.Scheme, serviceName(u)))
+	}
+	if j.CnfJKT != "" && (strings.EqualFold(u.Scheme, "Bearer") || u.HeadersLogged && !u.DPoPProof) {
+		how := "with the Bearer scheme"
+		if !strings.EqualFold(u.Scheme, "Bearer") {
+			how = "without a DPoP proof header"
+		}
+		dst = e.onceAlert(p, dst, u, TypeBoundAsBearer, []string{u.Fingerprint.String()}, 7*24*time.Hour,
+			fmt.Sprintf("A DPoP-bound token%s was presented to %s %s, so its sender constraint was not enforced.", who(j), serviceName(u), how))
+	}
+	if cp.SenderConstrained && j.CnfJKT == "" && j.CnfX5T == "" && presented {
+		dst = e.onceAlert(p, dst, u, TypeSenderConstraint, []string{u.Fingerprint.String()}, 7*24*time.Hour,
+			fmt.Sprintf("Client %s must use sender-constrained tokens, but a token%s without a cnf claim was presented to %s.", orUnknown(j.ClientID), who(j), serviceName(u)))
+	}
+	if sr := p.service(u.Service); sr != nil && presented && !idToken && len(j.Aud) > 0 && !audienceAllowed(sr, j.Aud) {
+		dst = e.onceAlert(p, dst, u, TypeAudienceMismatch, []string{u.Fingerprint.String(), u.Service}, 7*24*time.Hour,
+			fmt.Sprintf("A token for audience %s%s was presented to %s, which accepts only %s.", strings.Join(j.Aud, ", "), who(j), u.Service, strings.Join(sr.Audiences, ", ")))
+	}
+	if cp.Workload {
+		dst = e.checkWorkload(p, cp, u, dst)
+	}
+	return e.checkEscalation(p, u, dst)
+}
+
+func (e *Engine) checkWorkload(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	if !cp.Workload || !u.IP.IsValid() || cp.onNetwork(u.IP, u.Geo.ASN) {
+		return dst
+	}
+	return e.onceAlert(p, dst, u, TypeWorkloadOffNetwork, []string{u.Fingerprint.String(), netOf(u).String()}, 7*24*time.Hour,
+		fmt.Sprintf("A token of workload client %s was used from %s, outside its allowed networks.", orUnknown(u.JWT.ClientID), placeOf(u)))
+}
+
+func isIDToken(j *tokenwatch.JWTInfo) bool {
+	marked := j.HasNonce || j.HasAtHash || strings.EqualFold(j.Typ, "id_token") || strings.EqualFold(j.Typ, "id+jwt")
+	if !marked {
+		return false
+	}
+	// An ID token's audience is the client it was issued to.
+	return j.ClientID == "" || len(j.Aud) == 0 || slices.Contains(j.Aud, j.ClientID)
+}
+
+func isRefresh(u *tokenwatch.TokenUse) bool {
+	return u.Kind == "oauth_refresh_token" || u.Kind == "github_refresh_token" ||
+		u.Param != "" && strings.Contains(strings.ToLower(u.Param), "refresh")
+}
+
+func audienceAllowed(sr *ServiceRule, aud []string) bool {
+	for _, a := range aud {
+		for _, g := range sr.Audiences {
+			if glob(g, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Engine) checkLifetime(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	j := u.JWT
+	max := cp.maxLifetime()
+	if max <= 0 || j.Iat == 0 || j.Exp <= j.Iat {
+		return dst
+	}
+	life := time.Duration(j.Exp-j.Iat) * time.Second
+	if life <= max {
+		return dst
+	}
+	k := lifeKey{j.Iss, j.ClientID, u.Time.Unix() / 86400}
+	a, ok := e.life[k]
+	if !ok {
+		a = &lifeAgg{first: copyUse(u), policy: max}
+		e.life[k] = a
+		e.bound(len(e.life), func() { dropHalf(e.life) })
+	}
+	a.count++
+	if life > a.longest {
+		a.longest = life
+	}
+	if ok {
+		return dst
+	}
+	// The first violation of the day goes out at once; the day's count follows
+	// as an update of the same alert when the day closes (closeDays / Flush).
+	metricFindings.WithLabelValues(TypeLifetime).Inc()
+	return append(dst, e.lifetimeAlert(p, k, a, 0))
+}
+
+func (e *Engine) lifetimeAlert(p *compiled, k lifeKey, a *lifeAgg, update int) tokenwatch.Alert {
+	day := time.Unix(k.day*86400, 0).UTC().Format("2006-01-02")
+	summary := fmt.Sprintf("Client %s of %s was issued an access token living %s, above the %s policy (first seen %s).",
+		orUnknown(k.client), orUnknown(k.issuer), a.longest, a.policy, day)
+	if update > 0 {
+		summary = fmt.Sprintf("Client %s of %s: %d access tokens living longer than the %s policy seen on %s, the longest %s.",
+			orUnknown(k.client), orUnknown(k.issuer), a.count, a.policy, day, a.longest)
+	}
+	al := e.newAlert(p, &a.first, TypeLifetime, summary, "lifetime", k.issuer, k.client, day)
+	al.Update = update
+	return al
+}
+
+// closeDays emits the day summaries of every day before today.
+func (e *Engine) closeDays(p *compiled, today int64, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	keys := make([]lifeKey, 0, len(e.life))
+	for k := range e.life {
+		if k.day < today {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].day < keys[j].day || keys[i].day == keys[j].day && keys[i].issuer+keys[i].client < keys[j].issuer+keys[j].client
+	})
+	for _, k := range keys {
+		a := e.life[k]
+		if !a.reported {
+			dst = append(dst, e.lifetimeAlert(p, k, a, 1))
+		}
+		delete(e.life, k)
+	}
+	return dst
+}
+
+// Flush emits the summaries of the days still open (at the end of a bounded
+// input such as a backfill or the demo). Live pipelines get them when event
+// time passes midnight.
+func (e *Engine) Flush(dst []tokenwatch.Alert) []tokenwatch.Alert {
+	p := e.pol.Load()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	keys := make([]lifeKey, 0, len(e.life))
+	for k, a := range e.life {
+		if !a.reported {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].day < keys[j].day || keys[i].day == keys[j].day && keys[i].issuer+keys[i].client < keys[j].issuer+keys[j].client
+	})
+	for _, k := range keys {
+		a := e.life[k]
+		a.reported = true
+		dst = append(dst, e.lifetimeAlert(p, k, a, 1))
+	}
+	return dst
+}
+
+func (e *Engine) checkScopes(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	j := u.JWT
+	var bad []string
+	for _, s := range j.Scope {
+		if !cp.scopeAllowed(s) {
+			bad = append(bad, s)
+		}
+	}
+	if len(bad) == 0 {
+		return dst
+	}
+	day := time.Unix(u.Time.Unix()/86400*86400, 0).UTC().Format("2006-01-02")
+	return e.onceAlert(p, dst, u, TypeScope, append([]string{j.Iss, j.ClientID, day}, bad...), 48*time.Hour,
+		fmt.Sprintf("Client %s holds scope %s outside its allowed set %s.", orUnknown(j.ClientID), strings.Join(bad, ", "), strings.Join(cp.AllowedScopes, ", ")))
+}
+
+func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	j := u.JWT
+	if j.Sub == "" || len(j.Scope) == 0 {
+		return dst
+	}
+	k := subjKey{j.Iss, j.ClientID, j.Sub}
+	prev, ok := e.subjects[k]
+	now := u.Time.Unix()
+	if ok && prev.fp == u.Fingerprint {
+		return dst // same token again: nothing new
+	}
+	cur := sortedCopy(j.Scope)
+	if ok && now >= prev.t && now-prev.t <= int64(p.file.Windows.ScopeEscalation/time.Second) {
+		if added := missing(cur, prev.scopes); len(added) > 0 {
+			dst = e.onceAlert(p, dst, u, TypeScopeEscalation, []string{u.Fingerprint.String()}, 7*24*time.Hour,
+				fmt.Sprintf("Subject %s of client %s got a token with more scopes than its previous one %s earlier: added %s.",
+					j.Sub, orUnknown(j.ClientID), time.Duration(now-prev.t)*time.Second, strings.Join(added, ", ")))
+		}
+	}
+	if !ok || now >= prev.t {
+		e.subjects[k] = subjState{fp: u.Fingerprint, scopes: cur, t: now}
+		e.bound(len(e.subjects), func() { dropHalf(e.subjects) })
+	}
+	return dst
+}
+
+func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	dst = e.onceAlert(p, dst, u, TypeRefreshInLog, []string{u.Fingerprint.String()}, 30*24*time.Hour,
+		fmt.Sprintf("A refresh token was written to the log of %s; refresh tokens are long-lived and must never be logged.", serviceName(u)))
+	if u.Leak || !u.IP.IsValid() {
+		return dst
+	}
+	st := e.refresh[u.Fingerprint]
+	if st == nil {
+		st = &refreshState{}
+		e.refresh[u.Fingerprint] = st
+		e.bound(len(e.refresh), func() { dropHalf(e.refresh) })
+	}
+	nk, now := netOf(u), u.Time.Unix()
+	window := int64(p.file.Windows.RefreshReuse / time.Second)
+	other := -1
+	for i := 0; i < st.n; i++ {
+		if st.nets[i] != nk && abs(now-st.times[i]) <= window {
+			other = i
+		}
+	}
+	if other >= 0 {
+		dst = e.onceAlert(p, dst, u, TypeRefreshReuse, []string{u.Fingerprint.String()}, 30*24*time.Hour,
+			fmt.Sprintf("One refresh token was used from two networks (%s and %s) %s apart; a refresh token belongs to one client.",
+				st.nets[other], nk, time.Duration(abs(now-st.times[other]))*time.Second))
+	}
+	for i := 0; i < st.n; i++ {
+		if st.nets[i] == nk {
+			st.times[i] = max(st.times[i], now)
+			return dst
+		}
+	}
+	i := st.n
+	if i == len(st.nets) {
+		i = 0 // replace the oldest slot
+		for k := 1; k < len(st.nets); k++ {
+			if st.times[k] < st.times[i] {
+				i = k
+			}
+		}
+	} else {
+		st.n++
+	}
+	st.nets[i], st.times[i] = nk, now
+	return dst
+}
+
+func (e *Engine) checkDispensary(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	ep := serviceName(u)
+	if u.Path != "" {
+		ep += " " + u.Path
+	}
+	st := e.endpoints[ep]
+	if st == nil {
+		st = &endpointState{}
+		e.endpoints[ep] = st
+		e.bound(len(e.endpoints), func() { dropHalf(e.endpoints) })
+	}
+	now := u.Time.Unix()
+	window := int64(p.file.Windows.Dispensary / time.Second)
+	keep := st.uses[:0]
+	for _, o := range st.uses {
+		if now-o.Time.Unix() <= window {
+			keep = append(keep, o)
+		}
+	}
+	st.uses = append(keep, copyUse(u))
+	if len(st.uses) > 4*p.file.DispensaryMinSubjects { // bounded: only the newest matter
+		st.uses = slices.Delete(st.uses, 0, len(st.uses)-4*p.file.DispensaryMinSubjects)
+	}
+	subjects := map[string]bool{}
+	for i := range st.uses {
+		subjects[subjectOf(&st.uses[i])] = true
+	}
+	if len(subjects) < p.file.DispensaryMinSubjects || now < st.quietTill {
+		return dst
+	}
+	st.quietTill = now + window
+	var examples []string
+	for i := len(st.uses) - 1; i >= 0 && len(examples) < 3; i-- {
+		examples = append(examples, st.uses[i].Redacted)
+	}
+	bucket := time.Unix(now/window*window, 0).UTC().Format(time.RFC3339)
+	a := e.newAlert(p, u, TypeDispensary,
+		fmt.Sprintf("%s leaked tokens of %d distinct subjects within %s (e.g. %s).", ep, len(subjects), p.file.Windows.Dispensary, strings.Join(examples, ", ")),
+		ep, bucket)
+	a.Evidence = a.Evidence[:0]
+	for i := range st.uses {
+		a.Evidence = append(a.Evidence, tokenwatch.EvidenceOf(&st.uses[i]))
+	}
+	metricFindings.WithLabelValues(TypeDispensary).Inc()
+	return append(dst, a)
+}
+
+// onceAlert raises typ for key once per ttl of event time.
+func (e *Engine) onceAlert(p *compiled, dst []tokenwatch.Alert, u *tokenwatch.TokenUse, typ string, key []string, ttl time.Duration, summary string) []tokenwatch.Alert {
+	h := hashKey(typ, key)
+	now := u.Time.Unix()
+	if exp, ok := e.once[h]; ok && now < exp {
+		return dst
+	}
+	e.once[h] = now + int64(ttl/time.Second)
+	e.bound(len(e.once), e.sweepOnce)
+	metricFindings.WithLabelValues(typ).Inc()
+	return append(dst, e.newAlert(p, u, typ, summary, key...))
+}
+
+func (e *Engine) newAlert(p *compiled, u *tokenwatch.TokenUse, typ, summary string, key ...string) tokenwatch.Alert {
+	a := tokenwatch.Alert{
+		Type:        typ,
+		Severity:    p.severity(typ),
+		Fingerprint: u.Fingerprint.String(),
+		Kind:        u.Kind,
+		Redacted:    u.Redacted,
+		Service:     u.Service,
+		EventTime:   u.Time.UTC(),
+		DetectedAt:  e.clock().UTC(),
+		Evidence:    []tokenwatch.Evidence{tokenwatch.EvidenceOf(u)},
+		Summary:     summary,
+	}
+	id := hashKey(typ, key)
+	a.ID = hex.EncodeToString(id[:])
+	if j := u.JWT; j != nil {
+		a.JTI, a.Issuer, a.Subject, a.ClientID = j.Jti, j.Iss, j.Sub, j.ClientID
+	}
+	return a
+}
+
+// sweepOnce drops expired once-keys; if that is not enough, half of them.
+func (e *Engine) sweepOnce() {
+	for k, exp := range e.once {
+		if exp <= e.watermark {
+			delete(e.once, k)
+		}
+	}
+	if len(e.once) > e.cfg.MaxState {
+		dropHalf(e.once)
+	}
+}
+
+// bound calls shrink when n passed the state cap, counting the eviction.
+func (e *Engine) bound(n int, shrink func()) {
+	if n > e.cfg.MaxState {
+		metricEvictions.Inc()
+		shrink()
+	}
+}
+
+func dropHalf[K comparable, V any](m map[K]V) {
+	n := len(m) / 2
+	for k := range m {
+		if n == 0 {
+			return
+		}
+		delete(m, k)
+		n--
+	}
+}
+
+func hashKey(typ string, key []string) [16]byte {
+	h := sha256.New()
+	h.Write([]byte(typ))
+	for _, k := range key {
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+	}
+	var out [16]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// copyUse copies the parts of u that evidence needs (no slices shared with the batch).
+func copyUse(u *tokenwatch.TokenUse) tokenwatch.TokenUse {
+	c := *u
+	c.Sealed = nil
+	if u.JWT != nil {
+		j := *u.JWT
+		c.JWT = &j
+	}
+	return c
+}
+
+func subjectOf(u *tokenwatch.TokenUse) string {
+	if u.JWT != nil && u.JWT.Sub != "" {
+		return "sub:" + u.JWT.Iss + "\x00" + u.JWT.Sub
+	}
+	return "fp:" + u.Fingerprint.String()
+}
+
+// netOf is the network a use came from: its ASN when known, else its /24 (IPv4) or /48 (IPv6).
+func netOf(u *tokenwatch.TokenUse) netKey {
+	if u.Geo.ASN != 0 {
+		return netKey{asn: u.Geo.ASN}
+	}
+	ip := u.IP.Unmap()
+	bits := 48
+	if ip.Is4() {
+		bits = 24
+	}
+	pr, _ := ip.Prefix(bits)
+	return netKey{prefix: pr}
+}
+
+func (n netKey) String() string {
+	if n.asn != 0 {
+		return fmt.Sprintf("AS%d", n.asn)
+	}
+	return n.prefix.String()
+}
+
+func placeOf(u *tokenwatch.TokenUse) string {
+	s := u.IP.String()
+	if u.Geo.ASN != 0 {
+		s += fmt.Sprintf(" (AS%d %s", u.Geo.ASN, u.Geo.ASOrg)
+		if u.Geo.Country != "" {
+			s += ", " + u.Geo.Country
+		}
+		s += ")"
+	}
+	return s
+}
+
+func who(j *tokenwatch.JWTInfo) string {
+	var parts []string
+	if j.Sub != "" {
+		parts = append(parts, "sub "+j.Sub)
+	}
+	if j.ClientID != "" {
+		parts = append(parts, "client "+j.ClientID)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func serviceName(u *tokenwatch.TokenUse) string {
+	switch {
+	case u.Service != "":
+		return u.Service
+	case u.Host != "":
+		return u.Host
+	case u.Origin.Source != "":
+		return u.Origin.Source
+	}
+	return "an unnamed service"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	sort.Strings(c)
+	return slices.Compact(c)
+}
+
+// missing returns the elements of cur (sorted) absent from prev (sorted).
+func missing(cur, prev []string) []string {
+	var out []string
+	for _, s := range cur {
+		if _, found := slices.BinarySearch(prev, s); !found {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
