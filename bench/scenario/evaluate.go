@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tokenwatch/tokenwatch/policy"
 )
 
 // Alert is the part of the DESIGN.md alert contract scoring needs.
@@ -18,6 +20,8 @@ type Alert struct {
 	ID          string    `json:"id"`
 	Type        string    `json:"type"`
 	Fingerprint string    `json:"fingerprint"`
+	ClientID    string    `json:"client_id"`
+	Service     string    `json:"service"`
 	EventTime   time.Time `json:"event_time"`
 	Summary     string    `json:"summary"`
 }
@@ -40,6 +44,26 @@ type Report struct {
 	DelayP50 time.Duration `json:"delay_p50"`
 	DelayP99 time.Duration `json:"delay_p99"`
 	DelayMax time.Duration `json:"delay_max"`
+
+	// Posture findings (package policy), scored on their own: every planted
+	// case must be reported, and no posture finding may name anything else.
+	PostureCases    int               `json:"posture_cases"`
+	PostureDetected int               `json:"posture_detected"`
+	PosturePerType  map[string][2]int `json:"posture_per_type"`
+	PostureMissed   []PostureCase     `json:"posture_missed,omitempty"`
+	PostureFalse    []Alert           `json:"posture_false,omitempty"`
+}
+
+func isPosture(typ string) bool { return slices.Contains(policy.Types, typ) }
+
+// matches reports whether alert a reports posture case c (or is allowed beside it).
+func (c *PostureCase) matches(a *Alert, allowAlso bool) bool {
+	if a.Type != c.Type && !(allowAlso && slices.Contains(c.Also, a.Type)) {
+		return false
+	}
+	return c.Fingerprint != "" && a.Fingerprint == c.Fingerprint ||
+		c.ClientID != "" && a.ClientID == c.ClientID ||
+		c.Service != "" && a.Service == c.Service
 }
 
 // DetectionRate is Detected / Incidents.
@@ -86,8 +110,48 @@ func ReadAlerts(r io.Reader) ([]Alert, error) {
 // Evaluate scores alerts against t. An incident is detected by an alert of its
 // type on its fingerprint; the delay is that alert's event time minus the
 // incident's first bad use (the earliest such alert counts).
-func Evaluate(t *Truth, alerts []Alert) *Report {
-	r := &Report{PerType: map[string][2]int{}, FalseByPattern: map[string]int{}}
+func Evaluate(t *Truth, all []Alert) *Report {
+	r := &Report{PerType: map[string][2]int{}, FalseByPattern: map[string]int{}, PosturePerType: map[string][2]int{}}
+	var alerts, posture []Alert
+	for _, a := range all {
+		if isPosture(a.Type) {
+			posture = append(posture, a)
+		} else {
+			alerts = append(alerts, a)
+		}
+	}
+	for i := range t.Posture {
+		c := &t.Posture[i]
+		r.PostureCases++
+		n := r.PosturePerType[c.Type]
+		n[0]++
+		found := false
+		for j := range posture {
+			if c.matches(&posture[j], false) {
+				found = true
+				break
+			}
+		}
+		if found {
+			r.PostureDetected++
+			n[1]++
+		} else {
+			r.PostureMissed = append(r.PostureMissed, *c)
+		}
+		r.PosturePerType[c.Type] = n
+	}
+	for j := range posture {
+		ok := false
+		for i := range t.Posture {
+			if t.Posture[i].matches(&posture[j], true) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			r.PostureFalse = append(r.PostureFalse, posture[j])
+		}
+	}
 	byFP := map[string][]Alert{}
 	for _, a := range alerts {
 		byFP[a.Fingerprint] = append(byFP[a.Fingerprint], a)
@@ -176,5 +240,21 @@ func (r *Report) Print(w io.Writer) {
 	}
 	for _, a := range r.FalseAlerts {
 		fmt.Fprintf(w, "  false %s on %s: %s\n", a.Type, a.Fingerprint, a.Summary)
+	}
+	fmt.Fprintf(w, "posture findings: %d/%d planted cases reported, %d findings on anything else\n", r.PostureDetected, r.PostureCases, len(r.PostureFalse))
+	types = types[:0]
+	for k := range r.PosturePerType {
+		types = append(types, k)
+	}
+	sort.Strings(types)
+	for _, k := range types {
+		c := r.PosturePerType[k]
+		fmt.Fprintf(w, "  %-28s %d/%d\n", k, c[1], c[0])
+	}
+	for _, m := range r.PostureMissed {
+		fmt.Fprintf(w, "  missed %s\n", m.ID)
+	}
+	for _, a := range r.PostureFalse {
+		fmt.Fprintf(w, "  unplanned %s: %s\n", a.Type, a.Summary)
 	}
 }

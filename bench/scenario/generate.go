@@ -52,6 +52,18 @@ type Incident struct {
 	Also []string `json:"also,omitempty"`
 }
 
+// PostureCase is a planted token-hygiene problem (package policy): a finding of
+// Type must name its Fingerprint, or its ClientID, or its Service (whichever
+// is set).
+type PostureCase struct {
+	ID          string   `json:"id"`
+	Type        string   `json:"type"`
+	Fingerprint string   `json:"fingerprint,omitempty"`
+	ClientID    string   `json:"client_id,omitempty"`
+	Service     string   `json:"service,omitempty"`
+	Also        []string `json:"also,omitempty"`
+}
+
 // Trap is a benign pattern: no alert may fire on Fingerprint.
 type Trap struct {
 	ID          string `json:"id"`
@@ -61,9 +73,10 @@ type Trap struct {
 
 // Truth is what Generate planted.
 type Truth struct {
-	Seed      uint64     `json:"seed"`
-	Incidents []Incident `json:"incidents"`
-	Traps     []Trap     `json:"traps"`
+	Seed      uint64        `json:"seed"`
+	Incidents []Incident    `json:"incidents"`
+	Traps     []Trap        `json:"traps"`
+	Posture   []PostureCase `json:"posture"`
 	// Background counts the ordinary tokens; none may alert.
 	Background int `json:"background_tokens"`
 	// Lines per output file.
@@ -79,6 +92,7 @@ const (
 	FileCityDB      = "city.mmdb"
 	FileASNDB       = "asn.mmdb"
 	FileTruth       = "truth.json"
+	FilePolicy      = "policy.yaml"
 )
 
 // network is where a client sits.
@@ -115,6 +129,8 @@ func networks() map[string]network {
 
 // event is one auth-log request.
 type event struct {
+	scheme  string // Authorization scheme; "" means Bearer, "-" means no header
+	query   string // appended to the path
 	t       time.Time
 	via     string // "nginx" or "envoy"
 	ip      string // client address
@@ -179,7 +195,9 @@ func Generate(dir string, cfg Config) (*Truth, error) {
 	for i := range cfg.PerType {
 		g.incidents(i)
 		g.traps(i)
+		g.posture(i)
 	}
+	g.postureClients()
 	if err := g.write(dir); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenwatch/tokenwatch/policy"
 )
 
 func smallConfig() Config {
@@ -66,6 +68,18 @@ func TestGenerateContents(t *testing.T) {
 	patterns := map[string]int{}
 	for _, tr := range truth.Traps {
 		patterns[tr.Pattern]++
+	}
+	posture := map[string]bool{}
+	for _, c := range truth.Posture {
+		posture[c.Type] = true
+	}
+	for _, typ := range policy.Types {
+		if !posture[typ] {
+			t.Errorf("posture type %s has no planted case", typ)
+		}
+	}
+	if _, err := policy.Parse([]byte(PolicyYAML)); err != nil {
+		t.Errorf("generated policy does not validate: %v", err)
 	}
 	for _, p := range []string{"metro_switch", "vpn_same_country", "ipv6_privacy", "dual_stack", "long_flight", "rejected_after_expiry", "rejected_after_revocation", "cdn_xff", "clock_skew", "out_of_order"} {
 		if patterns[p] != cfg.PerType {
@@ -128,7 +142,20 @@ func TestEvaluate(t *testing.T) {
 		{Type: "concurrent_replay", Fingerprint: "unknown", EventTime: t0},           // false, background
 		{Type: "impossible_travel", Fingerprint: "fa", EventTime: t0.Add(time.Hour)}, // later duplicate
 	}
+	truth.Posture = []PostureCase{
+		{ID: "p1", Type: "lifetime_policy_violation", ClientID: "legacy"},
+		{ID: "p2", Type: "refresh_token_reuse", Fingerprint: "fr", Also: []string{"refresh_token_in_transit_log"}},
+		{ID: "p3", Type: "token_dispensary", Service: "legacy-auth"},
+	}
+	alerts = append(alerts,
+		Alert{Type: "lifetime_policy_violation", ClientID: "legacy", Fingerprint: "any"},
+		Alert{Type: "refresh_token_in_transit_log", Fingerprint: "fr"}, // allowed beside p2, does not detect it
+		Alert{Type: "audience_mismatch", Fingerprint: "fx"},            // unplanned
+	)
 	r := Evaluate(truth, alerts)
+	if r.PostureCases != 3 || r.PostureDetected != 1 || len(r.PostureMissed) != 2 || len(r.PostureFalse) != 1 || r.PostureFalse[0].Type != "audience_mismatch" {
+		t.Errorf("posture: %d/%d, missed %v, false %v", r.PostureDetected, r.PostureCases, r.PostureMissed, r.PostureFalse)
+	}
 	if r.Incidents != 2 || r.Detected != 1 || len(r.Missed) != 1 || r.Missed[0].ID != "b" {
 		t.Errorf("detection = %d/%d, missed %v", r.Detected, r.Incidents, r.Missed)
 	}

@@ -19,8 +19,17 @@ type claims struct {
 	Exp      int64  `json:"exp"`
 	Iat      int64  `json:"iat"`
 	Jti      string `json:"jti"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
+	ClientID string `json:"client_id,omitempty"`
+	Azp      string `json:"azp,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	Nonce    string `json:"nonce,omitempty"`
+	AtHash   string `json:"at_hash,omitempty"`
+	Cnf      *cnf   `json:"cnf,omitempty"`
+}
+
+// cnf is the RFC 7800 confirmation claim (RFC 9449 DPoP key thumbprint).
+type cnf struct {
+	JKT string `json:"jkt"`
 }
 
 // makeJWT returns a compact JWS with a random (unverifiable) signature of the

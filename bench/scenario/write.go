@@ -52,6 +52,9 @@ func (g *gen) write(dir string) error {
 		})
 	}
 	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, FilePolicy), []byte(PolicyYAML), 0o644)
+	}
+	if err == nil {
 		err = geotest.WriteCity(filepath.Join(dir, FileCityDB), geotest.GeoLite2, geotest.World)
 	}
 	if err == nil {
@@ -92,8 +95,16 @@ func nginxLine(w *bufio.Writer, e event) {
 	if e.proxy != "" {
 		remote, xff = e.proxy, e.ip
 	}
-	fmt.Fprintf(w, `{"time_iso8601":"%s","remote_addr":"%s","http_x_forwarded_for":"%s","request_method":"%s","request_uri":"%s","server_protocol":"HTTP/1.1","status":"%d","body_bytes_sent":"%d","request_time":"0.0%02d","http_user_agent":%s,"http_authorization":"Bearer %s","host":"api.example.com","service":"%s"}`,
-		e.t.Format("2006-01-02T15:04:05-07:00"), remote, xff, e.method, e.path, e.status, 200+len(e.path)*13, len(e.ua)%90, strconv.Quote(e.ua), e.token, e.service)
+	auth := "-"
+	switch e.scheme {
+	case "":
+		auth = "Bearer " + e.token
+	case "-":
+	default:
+		auth = e.scheme + " " + e.token
+	}
+	fmt.Fprintf(w, `{"time_iso8601":"%s","remote_addr":"%s","http_x_forwarded_for":"%s","request_method":"%s","request_uri":"%s%s","server_protocol":"HTTP/1.1","status":"%d","body_bytes_sent":"%d","request_time":"0.0%02d","http_user_agent":%s,"http_authorization":"%s","host":"api.example.com","service":"%s"}`,
+		e.t.Format("2006-01-02T15:04:05-07:00"), remote, xff, e.method, e.path, e.query, e.status, 200+len(e.path)*13, len(e.ua)%90, strconv.Quote(e.ua), auth, e.service)
 }
 
 // envoyLine writes an Envoy JSON access log line with the Authorization header
