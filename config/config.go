@@ -21,6 +21,8 @@ import (
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/parse"
 	"github.com/tokenwatch/tokenwatch/pipeline"
+	"github.com/tokenwatch/tokenwatch/store"
+	"github.com/tokenwatch/tokenwatch/telemetry"
 )
 
 // Config is the root of the configuration file.
@@ -41,6 +43,12 @@ type Config struct {
 
 	// Alerts configures alert policy, routing, sinks, the outbox and delivery.
 	Alerts alerts.Config `yaml:"alerts"`
+
+	// ClickHouse configures the store: migrations, retention and the batched
+	// writer (docs/store.md). Disabled while clickhouse.addr is empty.
+	ClickHouse store.Config `yaml:"clickhouse"`
+	// Telemetry configures the /metrics, /healthz and /readyz server (docs/metrics.md).
+	Telemetry telemetry.Config `yaml:"telemetry"`
 }
 
 // DefaultConfig returns every section's defaults.
@@ -52,6 +60,9 @@ func DefaultConfig() Config {
 		Pipeline: pipeline.DefaultConfig(),
 		Output:   pipeline.DefaultOutputConfig(),
 		Alerts:   alerts.DefaultConfig(),
+
+		ClickHouse: store.DefaultConfig(),
+		Telemetry:  telemetry.DefaultConfig(),
 	}
 }
 
@@ -66,6 +77,8 @@ func (c Config) Validate() error {
 		c.Pipeline.Validate(),
 		c.Output.Validate(),
 		c.Alerts.Validate(),
+		c.ClickHouse.Validate(),
+		c.Telemetry.Validate(),
 	)
 }
 

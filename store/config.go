@@ -9,7 +9,8 @@ import (
 // Config is the `clickhouse:` section of the tokenwatch configuration.
 type Config struct {
 	// Addr lists the native-protocol endpoints (host:port); the client
-	// spreads connections over them and fails over.
+	// spreads connections over them and fails over. Empty (the default)
+	// disables the store: `tokenwatch run` then writes nothing to ClickHouse.
 	Addr []string `yaml:"addr"`
 	// Database holds every tokenwatch table.
 	Database string `yaml:"database"`
@@ -78,10 +79,12 @@ func (r Retention) days(group string) int {
 	panic("BUG: unknown retention group " + group)
 }
 
+// Enabled reports whether a ClickHouse server is configured.
+func (c Config) Enabled() bool { return len(c.Addr) > 0 }
+
 // DefaultConfig returns the defaults documented in docs/store.md.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            []string{"127.0.0.1:9000"},
 		Database:        "tokenwatch",
 		Username:        "default",
 		ReplicationPath: "/clickhouse/tables/{shard}",
@@ -108,9 +111,6 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate reports the first invalid setting, naming its YAML path and the fix.
 func (c Config) Validate() error {
-	if len(c.Addr) == 0 {
-		return fmt.Errorf("clickhouse.addr: empty; list at least one native-protocol host:port, e.g. [\"127.0.0.1:9000\"]")
-	}
 	for _, a := range c.Addr {
 		if a == "" {
 			return fmt.Errorf("clickhouse.addr: empty entry; give host:port of the native protocol (port 9000, or 9440 with TLS)")

@@ -136,7 +136,7 @@ func TestConfigValidate(t *testing.T) {
 		mut  func(*Config)
 		want string
 	}{
-		"no addr":         {func(c *Config) { c.Addr = nil }, "clickhouse.addr"},
+		"empty addr":      {func(c *Config) { c.Addr = []string{""} }, "clickhouse.addr"},
 		"bad database":    {func(c *Config) { c.Database = "a-b; DROP" }, "clickhouse.database"},
 		"bad cluster":     {func(c *Config) { c.Cluster = "x y" }, "clickhouse.cluster"},
 		"negative ttl":    {func(c *Config) { c.Retention.Alerts = -1 }, "clickhouse.retention.alerts_days"},
