@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/config"
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/enrich"
+	"github.com/tokenwatch/tokenwatch/ingest"
+	"github.com/tokenwatch/tokenwatch/ingest/parse"
+	"github.com/tokenwatch/tokenwatch/pipeline"
+	"github.com/tokenwatch/tokenwatch/policy"
+	"github.com/tokenwatch/tokenwatch/store"
+	"github.com/tokenwatch/tokenwatch/telemetry"
+)
+
+func init() {
+	register(&command{name: "run", summary: "consume Kafka topics, files or stdin and watch every token (the daemon)", run: runRun})
+}
+
+const runUsage = `usage: tokenwatch run --config FILE [--findings-file FILE]
+
+Reads the sources of the configuration file (ingest: Kafka topics through a
+consumer group, files and directories, stdin), scans every record for
+credentials, parses the records that carry one, and hands each batch to the
+later stages; a batch is acknowledged (Kafka offsets committed) only after every
+stage finished with it: at-least-once delivery.
+
+SIGINT/SIGTERM: stop reading, finish and commit the batches already read
+(pipeline.shutdown_timeout), exit 0. File and stdin sources end by themselves
+(unless a file is followed); run then exits 0 too.
+
+Exit status: 0 finished or stopped cleanly, 2 configuration, usage or I/O error
+(including a batch that failed for good; it was not committed and is read again
+on the next start).
+
+Flags:
+`
+
+func runRun(ctx context.Context, env *cliEnv, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(env.stderr, runUsage)
+		fs.PrintDefaults()
+	}
+	cfgPath := fs.String("config", "", "configuration file (YAML; see 'tokenwatch config default')")
+	findings := fs.String("findings-file", "", "write one JSON line per finding to this file (\"-\" for stdout); overrides output.findings_file")
+	alertsFile := fs.String("alerts-file", "", "use this JSON-lines file as the alerts outbox instead of Kafka; overrides alerts.outbox")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *cfgPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return printProblems(env, "run", err)
+	}
+	if *findings != "" {
+		cfg.Output.FindingsFile = *findings
+	}
+	if *alertsFile != "" {
+		cfg.Alerts.Outbox.File, cfg.Alerts.Outbox.Brokers = *alertsFile, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return printProblems(env, "run", err)
+	}
+	if !cfg.Ingest.HasSource() {
+		return fail(env, "run", errNoSource)
+	}
+
+	// Telemetry first, so /healthz answers while the stages start.
+	tel := telemetry.New(cfg.Telemetry, slog.Default())
+	telemetry.SetBuildInfo(version)
+	if err := tel.Start(); err != nil {
+		return fail(env, "run", err)
+	}
+	defer func() {
+		if err := tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
+			slog.Warn("tokenwatch run: telemetry shutdown", "err", err)
+		}
+	}()
+
+	stages, names, closeStages, err := buildStages(ctx, cfg, env, tel)
+	if err != nil {
+		return fail(env, "run", err)
+	}
+	defer closeStages()
+
+	src, err := ingest.Open(cfg.Ingest, env.stdin, cfg.Pipeline.InFlight)
+	if err != nil {
+		return fail(env, "run", err)
+	}
+	slog.Info("tokenwatch run: started", "sources", cfg.Ingest.String(), "stages", names)
+	start := time.Now()
+	runErr := pipeline.Run(ctx, src, stages, pipeline.WithConfig(cfg.Pipeline), pipeline.WithStageNames(names...))
+	// Close after Run: every batch read has been committed (or failed) by now,
+	// and a closed Kafka reader accepts no commits.
+	if err := src.Close(); err != nil {
+		slog.Warn("tokenwatch run: closing sources", "err", err)
+	}
+	if runErr != nil {
+		return fail(env, "run", runErr)
+	}
+	slog.Info("tokenwatch run: stopped", "after", time.Since(start).Round(time.Millisecond))
+	return exitOK
+}
+
+var errNoSource = errors.New("ingest: no source configured; set ingest.kafka (brokers and topics), ingest.files or ingest.stdin.enabled")
+
+// buildStages builds the pipeline's stages in order. Each later issue adds its
+// stage at its marked place; the order is the data flow of DESIGN.md, and every
+// stage that must hold a batch's effects durably (store, alerts outbox) comes
+// before the commit that Run does after the last stage.
+func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telemetry.Server) (stages []tokenwatch.Stage, names []string, closeAll func(), err error) {
+	var closers []func() error
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil {
+				slog.Warn("tokenwatch run: closing stage", "err", err)
+			}
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	add := func(name string, s tokenwatch.Stage) {
+		stages = append(stages, s)
+		names = append(names, name)
+	}
+
+	// 1. scan (detect): credentials in Record.Raw -> Record.Findings.
+	key, from, err := detect.LoadKey(cfg.Detect.FingerprintKey, cfg.Detect.KeyFile, env.getenv)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	slog.Info("tokenwatch run: fingerprint key", "from", from)
+	scanner, err := detect.New(cfg.Detect.Options(key)...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("scanner: %w", err)
+	}
+	add("scan", scanner)
+
+	// 2. parse (ingest/parse): fields of records with findings -> b.Uses;
+	//    revocation records -> b.Revocations.
+	parser, err := parse.New(cfg.Parse, parse.WithFingerprinter(scanner))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parser: %w", err)
+	}
+	add("parse", parser)
+
+	// 3. enrich: GeoIP/ASN of b.Uses[i].IP -> b.Uses[i].Geo.
+	geo, err := enrich.Open(cfg.Enrich)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("enrich: %w", err)
+	}
+	closers = append(closers, geo.Close)
+	add("enrich", geo)
+
+	// 4. anomaly (detect/anomaly): per-token state -> b.Alerts.
+
+	// 4b. policy: token-hygiene findings -> b.Alerts.
+	if !cfg.Policy.Disabled {
+		pol, err := policy.New(cfg.Policy)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("policy: %w", err)
+		}
+		closers = append(closers, pol.Close)
+		add("policy", pol)
+	}
+
+	// 5. store: ClickHouse rows for findings, token events, alerts, revocations.
+	if cfg.ClickHouse.Enabled() {
+		w, closeStore, err := openStore(ctx, cfg.ClickHouse)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		closers = append(closers, closeStore)
+		tel.AddCheck("clickhouse", w.Ping)
+		add("store", w)
+	}
+
+	// 6. alerts: b.Alerts into the durable outbox (delivery is asynchronous).
+	alertsStage, closeAlerts, err := buildAlertsStage(ctx, cfg, env)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("alerts: %w", err)
+	}
+	closers = append(closers, closeAlerts)
+	if alertsStage != nil {
+		add("alerts", alertsStage)
+	}
+
+	// 7. sink: output.findings_file, one JSON line per finding.
+	sink, err := pipeline.OpenSink(cfg.Output, env.stdout)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if sink != nil {
+		closers = append(closers, sink.Close)
+		add("sink", sink)
+	}
+	_ = ctx
+	return stages, names, closeAll, nil
+}
+
+// printProblems prints a configuration error as one mistake per line.
+func printProblems(env *cliEnv, cmd string, err error) int {
+	for _, p := range config.Problems(err) {
+		fmt.Fprintf(env.stderr, "tokenwatch %s: %s\n", cmd, p)
+	}
+	return exitUsage
+}
+
+// openStore connects to ClickHouse, applies pending migrations when
+// clickhouse.migrate is set, and returns the writer stage and its closer
+// (flush buffered rows, then close the connection).
+func openStore(ctx context.Context, cfg store.Config) (*store.Writer, func() error, error) {
+	conn, err := store.Dial(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Migrate {
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		res, err := store.Migrate(mctx, store.NativeExecer{Conn: conn}, cfg)
+		cancel()
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, fmt.Errorf("clickhouse migrations (set clickhouse.migrate: false to skip): %w", err)
+		}
+		slog.Info("tokenwatch run: clickhouse schema ready", "database", cfg.Database, "applied", res.Applied)
+	}
+	w := store.NewWriter(cfg, conn, slog.Default())
+	return w, func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.WriteTimeout)
+		defer cancel()
+		return errors.Join(w.Close(cctx), conn.Close())
+	}, nil
+}
