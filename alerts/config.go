@@ -190,6 +190,9 @@ type DispatcherConfig struct {
 	StateFile string `yaml:"state_file"`
 	// CommitInterval is how often delivered outbox offsets are committed.
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	// DrainTimeout bounds how long an in-process dispatcher keeps delivering
+	// after `tokenwatch run` stops reading; what is left stays in the outbox.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // DefaultConfig returns the defaults: no sinks (alerts are kept in the outbox),
@@ -223,6 +226,7 @@ func DefaultConfig() Config {
 			Concurrency:    32,
 			StateFile:      "tokenwatch-alerts-state.json",
 			CommitInterval: 200 * time.Millisecond,
+			DrainTimeout:   10 * time.Second,
 		},
 	}
 }
@@ -368,6 +372,9 @@ func (c Config) Validate() error {
 	}
 	if c.Dispatcher.CommitInterval <= 0 {
 		add("alerts.dispatcher.commit_interval: %s must be positive, e.g. 200ms", c.Dispatcher.CommitInterval)
+	}
+	if c.Dispatcher.DrainTimeout < 0 {
+		add("alerts.dispatcher.drain_timeout: %s is negative; use 0 to stop at once or a duration like 10s", c.Dispatcher.DrainTimeout)
 	}
 	if len(o.Brokers) > 0 && c.Dispatcher.Group == "" {
 		add("alerts.dispatcher.group: empty; name the dispatcher's consumer group")

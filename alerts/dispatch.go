@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,20 @@ type Dispatcher struct {
 	now      func() time.Time
 	dryOut   io.Writer
 	dryMu    sync.Mutex
+	inflight atomic.Int64
+}
+
+// InFlight returns the number of outbox messages fetched and not yet finished.
+func (d *Dispatcher) InFlight() int { return int(d.inflight.Load()) }
+
+// CaughtUp reports whether src has nothing more to read right now (a file
+// source at the end of its file, a Kafka source with no lag). Sources that
+// cannot tell report true.
+func CaughtUp(src Source) bool {
+	if c, ok := src.(interface{ caughtUp() bool }); ok {
+		return c.caughtUp()
+	}
+	return true
 }
 
 type sinkState struct {
@@ -368,15 +383,17 @@ func (d *Dispatcher) run(ctx context.Context, src Source, handle func(context.Co
 			break
 		}
 		tr.add(it)
+		d.inflight.Add(1)
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
+			d.inflight.Add(-1)
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() { <-sem; d.inflight.Add(-1) }()
 			if err := handle(ctx, it); err != nil {
 				if ctx.Err() == nil {
 					d.log.Error("delivery not finished; the message will be retried after a restart", "partition", it.Partition, "offset", it.Offset, "err", err)

@@ -255,3 +255,10 @@ func (s *FileSource) Commit(_ context.Context, it *Item) error {
 
 // Close implements Source.
 func (s *FileSource) Close() error { return s.f.Close() }
+
+func (s *FileSource) caughtUp() bool {
+	st, err := s.f.Stat()
+	return err == nil && s.br.Buffered() == 0 && s.pos >= st.Size()
+}
+
+func (s *KafkaSource) caughtUp() bool { return s.r == nil || s.r.Lag() <= 0 }
