@@ -26,7 +26,9 @@ func Load(path string) (Config, error) {
 }
 
 // Parse is Load on bytes; name labels errors (the file path, or "" for none),
-// getenv resolves ${NAME} (os.Getenv in production).
+// getenv resolves ${NAME} (os.Getenv in production). When the only mistakes are
+// unknown keys, unset variables or type errors, the returned Config holds
+// everything else that decoded, so Validate can report further mistakes too.
 //
 // Environment expansion: ${NAME} inside any string value (quoted or not) is
 // replaced by the variable's value; an unset variable is an error (an empty
@@ -59,20 +61,18 @@ func Parse(data []byte, name string, getenv func(string) string) (Config, error)
 	var errs errorList
 	checkKeys(root, reflect.TypeOf(cfg), "", name, &errs)
 	expandEnv(root, name, getenv, &errs)
-	if len(errs) > 0 {
-		return Config{}, errs
-	}
+	// Decode even after key or environment mistakes, so that the returned
+	// Config can still be validated and every mistake reported at once.
 	if err := root.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, m := range te.Errors {
-				errs = append(errs, fmt.Errorf("%s: %s", label(name), m))
-			}
-			return Config{}, errs
+		if !errors.As(err, &te) {
+			return Config{}, fmt.Errorf("%s: %w", label(name), err)
 		}
-		return Config{}, fmt.Errorf("%s: %w", label(name), err)
+		for _, m := range te.Errors {
+			errs = append(errs, fmt.Errorf("%s: %s", label(name), m))
+		}
 	}
-	return cfg, nil
+	return cfg, errs.err()
 }
 
 func label(name string) string {
