@@ -47,6 +47,10 @@ type Config struct {
 	ExpiredTokenAccepted ExpiredConfig    `yaml:"expired_token_accepted"`
 	AlgNoneAccepted      RuleConfig       `yaml:"alg_none_accepted"`
 	TokenLeak            RuleConfig       `yaml:"token_leak"`
+
+	// ScaleOut: the Kafka repartition topic and owner consumer group (off
+	// while scale_out.brokers is empty).
+	ScaleOut ScaleOutConfig `yaml:"scale_out"`
 }
 
 // RuleConfig switches a rule without thresholds on or off.
@@ -127,6 +131,7 @@ func DefaultConfig() Config {
 		ExpiredTokenAccepted: ExpiredConfig{Enabled: true, Leeway: 60 * time.Second},
 		AlgNoneAccepted:      RuleConfig{Enabled: true},
 		TokenLeak:            RuleConfig{Enabled: true},
+		ScaleOut:             DefaultScaleOutConfig(),
 	}
 }
 
@@ -200,6 +205,9 @@ func (c Config) Validate() error {
 	}
 	if r := c.ExpiredTokenAccepted; r.Enabled && (r.Leeway < 0 || r.Leeway > 24*time.Hour) {
 		bad("anomaly.expired_token_accepted.leeway: %v must be between 0 and 24h, e.g. 60s", r.Leeway)
+	}
+	if err := c.ScaleOut.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -517,3 +517,14 @@ func (e *Engine) Revoke(r tokenwatch.Revocation) {
 		e.revs.put(JTIKey(r.Issuer, r.JTI), ent)
 	}
 }
+
+// Drop removes the state of the token with state key key, if any.
+func (e *Engine) Drop(key tokenwatch.Fingerprint) {
+	sh := e.shardOf(&key)
+	sh.mu.Lock()
+	if idx := sh.lookup(&key); idx != 0 {
+		sh.release(idx)
+		metricTokens.Dec()
+	}
+	sh.mu.Unlock()
+}
