@@ -195,22 +195,17 @@ func (st *scanState) decoded(start, end int, esc bool) []byte {
 func (st *scanState) run() {
 	m := theMatcher
 	line := st.line
-	for from := 0; ; {
-		p, h := m.next(line, from)
-		if p < 0 {
-			return
-		}
-		if p >= st.lastEnd {
-			for _, ai := range m.cands[m.candStart[h]:m.candStart[h+1]] {
-				a := &m.anchors[ai]
-				if a.at(line, p) && st.handle(a, p) {
-					break
-				}
+	var cands [maxBlockCands]cand
+	for i := 0; i < len(line); {
+		n, next := m.nextBlock(line, i, &cands)
+		for _, c := range cands[:n] {
+			if c.start >= st.lastEnd {
+				st.handle(&m.anchors[c.a], c.start)
 			}
 		}
-		from = p + 1
-		if st.lastEnd > from {
-			from = st.lastEnd
+		i = next
+		if st.lastEnd > i {
+			i = st.lastEnd
 		}
 	}
 }
@@ -220,7 +215,7 @@ func (st *scanState) run() {
 func (st *scanState) handle(a *anchor, p int) bool {
 	switch a.fam {
 	case famJWT:
-		return st.jwtAt(p, "", "")
+		return st.jwtAt(p, "", paramRef{})
 	case famScheme:
 		return st.schemeAt(p, len(a.text), a.scheme)
 	case famToken:
@@ -233,13 +228,27 @@ func (st *scanState) handle(a *anchor, p int) bool {
 	case famCookie:
 		return st.cookieAt(p, len(a.text))
 	case famPrefix:
-		return st.prefixAt(a, p, "", "")
+		return st.prefixAt(a, p, "", paramRef{})
 	}
 	panic("BUG: anchor without family")
 }
 
+// paramRef names the parameter or cookie that carried a credential without
+// building the string until a finding is emitted (clean lines allocate nothing).
+type paramRef struct {
+	prefix string // "Cookie:" or ""
+	name   []byte
+}
+
+func (p paramRef) String() string {
+	if p.name == nil {
+		return ""
+	}
+	return p.prefix + string(p.name)
+}
+
 // emit appends a finding unless it overlaps the previous one.
-func (st *scanState) emit(start, end int, tok []byte, kind, rule, scheme, param string, jwt *tokenwatch.JWTInfo) bool {
+func (st *scanState) emit(start, end int, tok []byte, kind, rule, scheme string, param paramRef, jwt *tokenwatch.JWTInfo) bool {
 	if start < st.lastEnd || end <= start {
 		return false
 	}
@@ -251,7 +260,7 @@ func (st *scanState) emit(start, end int, tok []byte, kind, rule, scheme, param 
 		Fingerprint: st.s.Fingerprint(tok),
 		Redacted:    Redact(tok),
 		Scheme:      scheme,
-		Param:       param,
+		Param:       param.String(),
 		JWT:         jwt,
 	})
 	st.lastEnd = end
@@ -414,11 +423,11 @@ func asciiEqualFold(b []byte, s string) bool {
 }
 
 // jwtAt reports a JWT starting at p (anchor "eyJ" or a value that starts with it).
-func (st *scanState) jwtAt(p int, scheme, param string) bool {
+func (st *scanState) jwtAt(p int, scheme string, param paramRef) bool {
 	if p < st.lastEnd {
 		return false
 	}
-	if scheme == "" && param == "" && !jwtBoundaryOK(st.line, p) {
+	if scheme == "" && param.name == nil && !jwtBoundaryOK(st.line, p) {
 		return false
 	}
 	end, tok, jwe, ok := st.jwtSpan(p)

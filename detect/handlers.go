@@ -1,9 +1,6 @@
 package detect
 
-import (
-	"bytes"
-	"encoding/base64"
-)
+import "bytes"
 
 // ---- Authorization schemes ---------------------------------------------------
 
@@ -79,7 +76,7 @@ func (st *scanState) schemeAt(p, n int, scheme string) bool {
 		return st.basicAt(j)
 	}
 	if hasJWTStart(line, j) {
-		return st.jwtAt(j, scheme, "")
+		return st.jwtAt(j, scheme, paramRef{})
 	}
 	end, esc := readRun(line, j, j+3*st.s.maxTok, cTok)
 	for end > j && line[end-1] == '.' {
@@ -88,14 +85,14 @@ func (st *scanState) schemeAt(p, n int, scheme string) bool {
 	if end == j || followsWord(line, end) {
 		return false
 	}
-	if st.prefixedValue(j, end, scheme, "") {
+	if st.prefixedValue(j, end, scheme, paramRef{}) {
 		return true
 	}
 	tok := st.decoded(j, end, esc)
 	if len(tok) > st.s.maxTok || !plausible(tok, 12) {
 		return false
 	}
-	return st.emit(j, end, tok, KindBearer, rule, scheme, "", nil)
+	return st.emit(j, end, tok, KindBearer, rule, scheme, paramRef{}, nil)
 }
 
 // followsWord reports whether the run ending at end continues as a word in a
@@ -149,28 +146,18 @@ func (st *scanState) basicAt(j int) bool {
 	if isMasked(dec[colon+1:]) {
 		return false
 	}
-	return st.emit(j, end, tok, KindBasic, "authorization.basic", "Basic", "", nil)
+	return st.emit(j, end, tok, KindBasic, "authorization.basic", "Basic", paramRef{}, nil)
 }
 
+// basicDecode decodes standard base64, padded or not (the URL alphabet is not
+// Basic's).
 func basicDecode(dst, tok []byte) ([]byte, bool) {
 	for _, c := range tok {
 		if c == '-' || c == '_' || c == '.' || c == '~' {
 			return dst, false
 		}
 	}
-	n := base64.StdEncoding.DecodedLen(len(tok))
-	if cap(dst) < n {
-		dst = make([]byte, 0, n)
-	}
-	dst = dst[:n]
-	k, err := base64.StdEncoding.Decode(dst, tok)
-	if err != nil {
-		k, err = base64.RawStdEncoding.Decode(dst, tok)
-		if err != nil {
-			return dst[:0], false
-		}
-	}
-	return dst[:k], true
+	return b64Decode(dst, tok)
 }
 
 // ---- placeholders and plausibility -----------------------------------------------

@@ -192,7 +192,7 @@ func (st *scanState) paramAt(p, n int) bool {
 	if isSchemeWord(line, j) {
 		return false // "authorization_token": "Bearer …": the scheme anchor reports it
 	}
-	param := string(line[ks:ke])
+	param := paramRef{name: line[ks:ke]}
 	if hasJWTStart(line, j) {
 		return st.jwtAt(j, "", param)
 	}
@@ -202,7 +202,7 @@ func (st *scanState) paramAt(p, n int) bool {
 			end--
 		}
 	}
-	if end == j || !closes(line, end, q) || followsWord(line, end) {
+	if end == j || !closes(line, end, q) || (q == qNone && followsWord(line, end)) {
 		return false
 	}
 	if st.prefixedValue(j, end, "", param) {
@@ -320,13 +320,13 @@ func (st *scanState) cookieAt(p, n int) bool {
 		end, esc := readRun(line, vs, vs+3*st.s.maxTok, cCookie)
 		if closes(line, end, vq) && end > vs {
 			if hasJWTStart(line, vs) {
-				found = st.jwtAt(vs, "", "Cookie:"+string(name)) || found
-			} else if st.prefixedValue(vs, end, "", "Cookie:"+string(name)) {
+				found = st.jwtAt(vs, "", paramRef{"Cookie:", name}) || found
+			} else if st.prefixedValue(vs, end, "", paramRef{"Cookie:", name}) {
 				found = true
 			} else if sessionCookieName(name) {
 				tok := st.decoded(vs, end, esc)
 				if len(tok) <= st.s.maxTok && plausible(tok, 16) {
-					found = st.emit(vs, end, tok, KindSessionCookie, "cookie.session", "", "Cookie:"+string(name), nil) || found
+					found = st.emit(vs, end, tok, KindSessionCookie, "cookie.session", "", paramRef{"Cookie:", name}, nil) || found
 				}
 			}
 		}

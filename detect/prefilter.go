@@ -1,22 +1,29 @@
 package detect
 
+import (
+	"encoding/binary"
+	"strings"
+)
+
 // The anchor prefilter: one pass over the raw bytes that yields every offset
 // where an anchor ("eyJ", "bearer", "token", "ghp_", …) may start.
 //
-// It is a Wu-Manber style multi-pattern skip search over 2-byte blocks of
-// case-folded bytes: the window is 3 bytes (the shortest anchor), the last two
-// bytes of the window index a 4096-entry shift table, and the window slides by
-// 0, 1 or 2 bytes per step. Folding keeps bits 0-4 and 6 of a byte, so 'A' and
-// 'a' fold together (case-insensitive anchors need no variants and the line is
-// never lower-cased) while letters, digits and punctuation stay apart. A zero
-// shift names a candidate list; each anchor in it is then compared at the
-// window start, case-sensitively or not as the anchor says.
+// Design (measured in prefilter_test.go / bench_test.go): every anchor names a
+// window of three bytes inside it, chosen to be rare in logs ("eyJ", "ok|ke" of
+// token, "ec|cr" of secret, "hp_" of ghp_, …). The window's two bigrams go in a
+// table indexed by a case-folded bigram (both bytes AND 0x5F: 'a' and 'A' fold
+// together, so case-insensitive anchors need no variants and the line is never
+// lower-cased). The scan reads 8 bytes at a time and looks up the bigrams at
+// the 4 even offsets; any 3-byte window has a bigram at an even offset, so no
+// anchor is missed. The 4 lookups are independent loads (no loop-carried
+// dependency, unlike an Aho-Corasick or Wu-Manber automaton whose next state
+// depends on the previous one), and a block without a hit costs one branch.
 //
-// cloudflare/ahocorasick was measured for this job (BenchmarkPrefilter* in
-// prefilter_test.go) and is kept as the test oracle: it walks one byte at a time
-// through pointer-linked 4 KiB nodes, reports which patterns occur but not
-// where, and its Match mutates the matcher (MatchThreadSafe takes a pool and a
-// map per call). The skip table reads about half the bytes and reports offsets.
+// cloudflare/ahocorasick was measured for the same job
+// (BenchmarkPrefilterCloudflareAC): it walks one byte at a time through
+// pointer-linked 4 KiB nodes, a dependent load chain per byte, reports which
+// patterns occur but not where, and its Match mutates the matcher. It is kept
+// as the test oracle of this prefilter (TestPrefilterMatchesAhoCorasick).
 
 type family uint8
 
@@ -32,7 +39,8 @@ const (
 // anchor is one literal the prefilter looks for.
 type anchor struct {
 	text string
-	ci   bool // compare ASCII case-insensitively
+	ci   bool // compare ASCII case-insensitively (text is lower case)
+	win  int  // offset of the rare 3-byte window inside text
 	fam  family
 	// scheme is the canonical Authorization scheme for famScheme anchors.
 	scheme string
@@ -40,71 +48,111 @@ type anchor struct {
 	pfx *prefixRule
 }
 
-const window = 3 // shortest anchor length
+// cand is a candidate anchor occurrence: anchor index and start offset.
+type cand struct {
+	start int
+	a     uint8
+}
 
-// fold6 maps a byte to 6 bits: bits 0-4 and bit 6 (shifted to bit 5).
-func fold6(c byte) uint16 { return uint16(c&0x1f) | uint16(c&0x40)>>1 }
+type bigramCand struct {
+	a     uint8
+	delta int8 // start = bigram position + delta
+}
+
+const foldMask = 0x5f5f
 
 type matcher struct {
 	anchors []anchor
-	shift   [4096]uint8
-	// cands[candStart[h]:candStart[h+1]] are the anchor indexes whose bytes 1-2
-	// fold to block h.
-	candStart [4097]uint16
-	cands     []uint8
-	lo, hi    [256]uint16 // fold6(c)<<6 and fold6(c), precomputed
+	// tab[folded bigram] is 0, or 1 + the index in lists of the candidates
+	// whose window contains that bigram.
+	tab   [foldMask + 1]uint8
+	lists [][]bigramCand
 }
+
+func foldPair(a, b byte) uint16 { return (uint16(a) | uint16(b)<<8) & foldMask }
 
 func newMatcher(anchors []anchor) *matcher {
 	if len(anchors) > 255 {
 		panic("BUG: too many anchors")
 	}
 	m := &matcher{anchors: anchors}
-	for c := 0; c < 256; c++ {
-		m.hi[c] = fold6(byte(c)) << 6
-		m.lo[c] = fold6(byte(c))
+	add := func(bg uint16, c bigramCand) {
+		if m.tab[bg] == 0 {
+			m.lists = append(m.lists, nil)
+			if len(m.lists) > 255 {
+				panic("BUG: too many anchor bigrams")
+			}
+			m.tab[bg] = uint8(len(m.lists))
+		}
+		k := m.tab[bg] - 1
+		m.lists[k] = append(m.lists[k], c)
 	}
-	for i := range m.shift {
-		m.shift[i] = window - 1
-	}
-	lists := make([][]uint8, 4096)
 	for i, a := range anchors {
-		if len(a.text) < window {
-			panic("BUG: anchor shorter than the window: " + a.text)
+		if a.win < 0 || a.win+3 > len(a.text) {
+			panic("BUG: anchor window outside the anchor: " + a.text)
+		}
+		if a.ci && a.text != strings.ToLower(a.text) {
+			panic("BUG: case-insensitive anchor not in lower case: " + a.text)
 		}
 		t := a.text
-		h0 := fold6(t[0])<<6 | fold6(t[1])
-		h1 := fold6(t[1])<<6 | fold6(t[2])
-		if m.shift[h0] > 1 {
-			m.shift[h0] = 1
-		}
-		m.shift[h1] = 0
-		lists[h1] = append(lists[h1], uint8(i))
+		add(foldPair(t[a.win], t[a.win+1]), bigramCand{uint8(i), int8(-a.win)})
+		add(foldPair(t[a.win+1], t[a.win+2]), bigramCand{uint8(i), int8(-a.win - 1)})
 	}
-	for h := 0; h < 4096; h++ {
-		m.candStart[h] = uint16(len(m.cands))
-		m.cands = append(m.cands, lists[h]...)
-	}
-	m.candStart[4096] = uint16(len(m.cands))
 	return m
 }
 
-// next returns the first window start >= from whose window may begin an
-// anchor, and the block naming its candidate list; -1 when there is none.
-func (m *matcher) next(line []byte, from int) (int, uint16) {
-	j := from + window - 1
-	if j < 1 {
-		j = 1 // only when from < 0, which callers never pass
+// maxBlockCands bounds the candidates of one 8-byte block.
+const maxBlockCands = 64
+
+// nextBlock scans line from i and stops after the first 8-byte block (or the
+// tail) holding verified anchor occurrences. It fills out with them, sorted by
+// start, and returns how many and where to continue. n == 0 and next ==
+// len(line) mean the line is exhausted.
+func (m *matcher) nextBlock(line []byte, i int, out *[maxBlockCands]cand) (n, next int) {
+	if i < 0 {
+		i = 0
 	}
-	for j < len(line) {
-		h := m.hi[line[j-1]] | m.lo[line[j]]
-		sh := m.shift[h&4095]
-		if sh == 0 {
-			return j - (window - 1), h & 4095
+	for i+8 <= len(line) {
+		w := binary.LittleEndian.Uint64(line[i : i+8])
+		e0, e1, e2, e3 := m.tab[w&foldMask], m.tab[(w>>16)&foldMask], m.tab[(w>>32)&foldMask], m.tab[(w>>48)&foldMask]
+		if e0|e1|e2|e3 == 0 {
+			i += 8
+			continue
 		}
-		j += int(sh)
+		n = m.collect(line, i, e0, out, n)
+		n = m.collect(line, i+2, e1, out, n)
+		n = m.collect(line, i+4, e2, out, n)
+		n = m.collect(line, i+6, e3, out, n)
+		i += 8
+		if n > 0 {
+			return n, i
+		}
 	}
-	return -1, 0
+	for ; i+1 < len(line); i += 2 {
+		n = m.collect(line, i, m.tab[foldPair(line[i], line[i+1])], out, n)
+	}
+	return n, len(line)
+}
+
+func (m *matcher) collect(line []byte, x int, e uint8, out *[maxBlockCands]cand, n int) int {
+	if e == 0 {
+		return n
+	}
+	for _, c := range m.lists[e-1] {
+		s := x + int(c.delta)
+		if s < 0 || n == len(out) || !m.anchors[c.a].at(line, s) {
+			continue
+		}
+		// insertion by start; blocks hold a handful of candidates
+		j := n
+		for j > 0 && out[j-1].start > s {
+			out[j] = out[j-1]
+			j--
+		}
+		out[j] = cand{start: s, a: c.a}
+		n++
+	}
+	return n
 }
 
 // at reports whether anchor a occurs at line[p:].
