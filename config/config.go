@@ -18,9 +18,11 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/alerts"
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/parse"
 	"github.com/tokenwatch/tokenwatch/pipeline"
+	"github.com/tokenwatch/tokenwatch/policy"
 	"github.com/tokenwatch/tokenwatch/store"
 	"github.com/tokenwatch/tokenwatch/telemetry"
 )
@@ -41,6 +43,11 @@ type Config struct {
 	// Sections added by their owners go below, in pipeline order:
 	// enrich, anomaly, store, alerts, metrics, policy.
 
+	// Enrich configures the GeoIP/ASN databases (docs/enrich.md).
+	Enrich enrich.Config `yaml:"enrich"`
+	// Policy configures the token-hygiene findings and their policy file (docs/policy.md).
+	Policy policy.Config `yaml:"policy"`
+
 	// Alerts configures alert policy, routing, sinks, the outbox and delivery.
 	Alerts alerts.Config `yaml:"alerts"`
 
@@ -60,6 +67,8 @@ func DefaultConfig() Config {
 		Pipeline: pipeline.DefaultConfig(),
 		Output:   pipeline.DefaultOutputConfig(),
 		Alerts:   alerts.DefaultConfig(),
+		Enrich:   enrich.DefaultConfig(),
+		Policy:   policy.DefaultConfig(),
 
 		ClickHouse: store.DefaultConfig(),
 		Telemetry:  telemetry.DefaultConfig(),
@@ -77,6 +86,8 @@ func (c Config) Validate() error {
 		c.Pipeline.Validate(),
 		c.Output.Validate(),
 		c.Alerts.Validate(),
+		c.Enrich.Validate(),
+		c.Policy.Validate(),
 		c.ClickHouse.Validate(),
 		c.Telemetry.Validate(),
 	)
