@@ -63,63 +63,66 @@ type keyInfo struct {
 var builtinKeys = []struct {
 	field field
 	keys  []string
+	base  uint8 // priority of the first key; 0 means 2
 }{
 	{fTime, []string{
 		"@timestamp", "timestamp", "time", "ts", "start_time", "published", "date",
 		"time_iso8601", "time_local", "datetime", "eventtime", "event_time", "event.created",
 		"logged_at", "msec", "data.date", "t",
-	}},
+	}, 0},
 	{fIP, []string{
 		"downstream_direct_remote_address", "downstream_remote_address",
 		"remote_addr", "source.ip", "source.address", "client.ip", "client.address",
 		"client_ip", "clientip", "remote_ip", "remoteip", "request.remote_ip", "request.remote_addr",
 		"request.remoteaddr", "request.remoteaddress", "req.remoteaddress", "req.ip", "remote", "ip", "ip_address", "ipaddress", "c-ip", "src_ip", "srcip",
 		"peer.address", "peer_ip", "network.client.ip", "data.ip", "realip_remote_addr",
-	}},
-	{fClient, []string{"client.ipaddress", "request.client_ip"}},
+	}, 0},
+	{fClient, []string{"client.ipaddress", "request.client_ip"}, 0},
 	{fXFF, []string{
 		"x_forwarded_for", "http_x_forwarded_for", "x-forwarded-for", "xff", "forwarded_for",
 		"network.forwarded_ip", "http.request.headers.x-forwarded-for",
-	}},
-	{fForwarded, []string{"forwarded", "http_forwarded"}},
+	}, 0},
+	{fForwarded, []string{"forwarded", "http_forwarded"}, 0},
 	{fUA, []string{
 		"user_agent.original", "user_agent", "http_user_agent", "useragent", "user-agent", "ua",
 		"client.useragent.rawuseragent", "http.user_agent", "agent", "data.user_agent",
-	}},
+	}, 0},
 	{fUser, []string{
 		"user.name", "user", "username", "user_name", "remote_user", "actor.alternateid",
 		"user.id", "user_id", "userid", "principal", "subject", "sub", "uid", "request.user_id",
 		"data.user_name", "data.user_id", "cs-username",
-	}},
+	}, 0},
 	{fMethod, []string{
 		"http.request.method", "method", "request_method", "http_method", "http.method",
 		"verb", "request.method", "req.method", "details.request.method", "data.details.request.method", "cs-method",
-	}},
+	}, 0},
 	{fPath, []string{
 		"url.path", "path", "uri", "request_uri", "url.original", "request.uri", "request.path", "request.url",
 		"req.url", "req.path", "request_path",
 		"http.url", "url", "http.target", "debugcontext.debugdata.requesturi",
 		"details.request.path", "data.details.request.path", "cs-uri-stem",
-	}},
-	{fRequest, []string{"request", "request_line", "http.request.line"}},
+	}, 0},
+	{fRequest, []string{"request", "request_line", "http.request.line"}, 0},
 	{fStatus, []string{
 		"http.response.status_code", "status", "status_code", "statuscode", "response_code",
 		"http_status", "http.status_code", "response.status", "response.status_code", "response.statuscode",
 		"res.statuscode", "res.status", "sc-status",
-	}},
-	{fRespStatus, []string{"details.response.statuscode", "data.details.response.statuscode"}},
+	}, 0},
+	{fRespStatus, []string{"details.response.statuscode", "data.details.response.statuscode"}, 0},
 	{fService, []string{
 		"service.name", "service", "service_name", "upstream_cluster", "app", "app_name",
 		"application", "component", "program", "syslog.appname", "s-sitename",
-	}},
+	}, 0},
 	{fHost, []string{
 		"url.domain", "authority", ":authority", "http_host", "host", "request.host", "server_name",
-		"vhost", "hostname", "http.host", "data.hostname", "cs-host", "host.name",
-	}},
-	{fDPoP, []string{"dpop", "http_dpop", "dpop_proof", "request_dpop", "req_dpop", "x_dpop", "cs(dpop)"}},
-	{fMessage, []string{"message", "msg", "log", "event.original"}},
-	{fOutcome, []string{"outcome.result"}},
-	{fAuth0Type, []string{"type", "data.type"}},
+		"vhost", "http.host", "cs-host",
+	}, 0},
+	// Machine names rank below a logged Host request header (prio 200).
+	{fHost, []string{"hostname", "data.hostname", "host.name"}, 210},
+	{fDPoP, []string{"dpop", "http_dpop", "dpop_proof", "request_dpop", "req_dpop", "x_dpop", "cs(dpop)"}, 0},
+	{fMessage, []string{"message", "msg", "log", "event.original"}, 0},
+	{fOutcome, []string{"outcome.result"}, 0},
+	{fAuth0Type, []string{"type", "data.type"}, 0},
 }
 
 // markerKeys identify dialects; a key may be a marker and a field key at once.
@@ -168,11 +171,15 @@ const maxKeyPath = 256
 func buildKeys(m FieldMap) map[string]keyInfo {
 	keys := make(map[string]keyInfo, 256)
 	for _, fk := range builtinKeys {
+		base := fk.base
+		if base == 0 {
+			base = 2
+		}
 		for i, k := range fk.keys {
 			if _, dup := keys[k]; dup {
 				panic("BUG: parse key listed twice: " + k)
 			}
-			keys[k] = keyInfo{field: fk.field, prio: uint8(i + 2)}
+			keys[k] = keyInfo{field: fk.field, prio: base + uint8(i)}
 		}
 	}
 	for _, mk := range markerKeys {

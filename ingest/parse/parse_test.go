@@ -113,7 +113,7 @@ func TestParseFormats(t *testing.T) {
 		{"json/generic request headers", `{"time":"2026-11-25T09:14:06+01:00","level":"info","ip":"192.0.2.10","request":{"method":"POST","path":"/payments","headers":{"Authorization":"Bearer x","User_Agent":"svc/1.0","X-Forwarded-For":"198.51.100.1"}},"response":{"status":201,"headers":{"dpop-nonce":"n"}},"service":"payments","user":"svc-pay"}`,
 			want{Format: "json", Time: "2026-11-25T08:14:06Z", IP: "192.0.2.10", UA: "svc/1.0", User: "svc-pay", Method: "POST", Path: "/payments", Status: 201, Service: "payments", Headers: true}},
 		{"json/pino http", `{"level":30,"time":1795594446123,"pid":7,"hostname":"api-1","req":{"id":1,"method":"GET","url":"/users?id=1","headers":{"host":"api.example.com","user-agent":"node-fetch"},"remoteAddress":"::ffff:203.0.113.7","remotePort":52000},"res":{"statusCode":200},"responseTime":3,"msg":"request completed"}`,
-			want{Format: "json", Time: "2026-11-25T08:14:06.123Z", IP: "203.0.113.7", UA: "node-fetch", Method: "GET", Path: "/users", Status: 200, Host: "api-1", Headers: true}},
+			want{Format: "json", Time: "2026-11-25T08:14:06.123Z", IP: "203.0.113.7", UA: "node-fetch", Method: "GET", Path: "/users", Status: 200, Host: "api.example.com", Headers: true}},
 		{"json/docker wrapper with combined line", `{"log":"203.0.113.9 - - [25/Nov/2026:08:14:06 +0000] \"GET /health?k=v HTTP/1.1\" 200 2 \"-\" \"kube-probe/1.29\"\n","stream":"stdout","time":"2026-11-25T08:14:06.999Z"}`,
 			want{Format: "json", Time: "2026-11-25T08:14:06.999Z", IP: "203.0.113.9", UA: "kube-probe/1.29", Method: "GET", Path: "/health", Status: 200}},
 		{"json/epoch string seconds", `{"ts":"1795594446.25","client_ip":"203.0.113.1","status":"200","method":"get","url":"/x"}`,

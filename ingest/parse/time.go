@@ -25,6 +25,7 @@ const maxTimeLen = 80
 //   - ANSIC / Apache error log: Wed Oct 11 14:32:52[.123456] 2000; RFC 1123 and
 //     Unix date forms.
 //
+// Times before 1970 are rejected as placeholders (Go's zero time and the like).
 // Surrounding brackets or quotes are ignored. A time without a zone is taken in loc
 // (UTC when loc is nil). The result keeps the zone it was written in; callers
 // compare instants, not wall clocks.
@@ -33,7 +34,17 @@ func ParseTime(s []byte, loc *time.Location) (time.Time, bool) {
 }
 
 // parseTimeRef is ParseTime with the reference time used for year-less dates.
+// Times before 1970 are rejected: they are placeholders ("0001-01-01T00:00:00Z",
+// Go's zero time), not events.
 func parseTimeRef(s []byte, loc *time.Location, ref time.Time) (time.Time, bool) {
+	t, ok := parseTimeAny(s, loc, ref)
+	if !ok || t.Year() < 1970 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func parseTimeAny(s []byte, loc *time.Location, ref time.Time) (time.Time, bool) {
 	s = trimSpace(s)
 	if len(s) >= 2 && ((s[0] == '[' && s[len(s)-1] == ']') || (s[0] == '"' && s[len(s)-1] == '"')) {
 		s = trimSpace(s[1 : len(s)-1])

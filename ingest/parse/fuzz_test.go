@@ -1,0 +1,173 @@
+package parse
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/tokenwatch/tokenwatch"
+)
+
+// seedRecords are realistic records of every format plus hostile shapes; the
+// golden corpus in testdata adds more.
+var seedRecords = []string{
+	`{"time_local":"25/Nov/2026:08:14:06 +0100","remote_addr":"10.1.2.3","request":"GET /a?b HTTP/1.1","status":"401","http_user_agent":"curl/8","http_x_forwarded_for":"203.0.113.9, 10.1.0.1","http_dpop":""}`,
+	`{"@timestamp":"2026-11-25T08:14:06.123Z","ecs":{"version":"8.11.0"},"source":{"ip":"2001:db8::7"},"http":{"request":{"method":"get"}}}`,
+	`{"start_time":"2026-11-25T08:14:06.318Z","method":"GET","path":"/x","response_code":200,"downstream_remote_address":"10.0.0.8:51234","x_forwarded_for":"203.0.113.9"}`,
+	`{"published":"2026-11-25T08:14:06.412Z","eventType":"user.session.start","client":{"ipAddress":"198.51.100.77"},"outcome":{"result":"DENY"}}`,
+	`{"log_id":"9","data":{"date":"2026-11-25T08:14:06Z","type":"fapi","ip":"203.0.113.5"}}`,
+	`{"request":{"headers":{"Dpop":["x"],"User-Agent":["a"]}},"resp_headers":{}}`,
+	`{"log":"203.0.113.9 - - [25/Nov/2026:08:14:06 +0000] \"GET / HTTP/1.1\" 200 2 \"-\" \"ua\"\n"}`,
+	`203.0.113.9 - bob [10/Oct/2000:13:55:36 -0700] "GET /p?x HTTP/1.0" 200 2326 "ref" "UA" "198.51.100.1"`,
+	`vhost:443 203.0.113.9 - - [25/Nov/2026:08:14:06 +0000] "GET / HTTP/1.1" 200 1`,
+	`2026-11-25 08:14:06 10.0.0.5 GET /api id=7 443 bob 203.0.113.9 Mozilla/5.0+(X) - 200 0 0 15`,
+	`#Fields: date time c-ip cs-method cs-uri-stem sc-status`,
+	`[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "id" "locations" "tcp://10.0.2.1:80"`,
+	`ts=2026-11-25T08:14:06Z level=info ip=198.51.100.1 ua="curl \"8\"" status=200 method=GET path=/x`,
+	`<165>1 2026-11-25T08:14:06.003Z host app 1 ID [sd a="b\]"] ip=203.0.113.1 x=y`,
+	`<34>Nov 25 08:14:06 host su[1]: 'su root' failed on /dev/pts/8`,
+	`2026-11-25T08:14:06.1Z stdout F {"ip":"203.0.113.8"}`,
+	`[Wed Nov 25 08:14:06.123456 2026] [core:error] [client 203.0.113.3:5100] AH00126`,
+	`2026-11-25 08:14:06,123 ERROR from [2001:db8::1]:443 "GET /x HTTP/1.1" 500`,
+	`{"a":[[[[[[[[[[[[[[[[[[[[`, `{"\ud800":"\x41","k":1e999}`, `{"a":"\\\\\\"}`, `{`, `<`, `[`, `#`, `0`,
+	"\x00\xff\xfe binary", "\xef\xbb\xbf{\"ip\":\"203.0.113.1\"}", `"unbalanced`, `a=b=c "d`,
+}
+
+// FuzzParse: any bytes, any format detection path: Parse never panics, always
+// marks the record parsed, and produces valid UTF-8 fields within their caps.
+func FuzzParse(f *testing.F) {
+	for _, s := range seedRecords {
+		f.Add([]byte(s))
+	}
+	for _, s := range goldenInputs(f) {
+		f.Add([]byte(s))
+	}
+	cfg := DefaultConfig()
+	cfg.Fields.IP = "custom.ip"
+	p, err := New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p.iis.observe("fuzz", []byte("#Fields: date time c-ip cs-method cs-uri-stem sc-status cs(DPoP)"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, src := range []string{"", "fuzz"} {
+			r := tokenwatch.Record{Raw: raw, Origin: tokenwatch.Origin{Source: src}}
+			if len(raw) > 8 {
+				r.Findings = []tokenwatch.Finding{{Start: 2, End: 8, Redacted: "x…y"}}
+			}
+			p.Parse(&r)
+			if !r.Parsed || r.Fields.Format == "" {
+				t.Fatalf("record not parsed: %+v", r.Fields)
+			}
+			fs := r.Fields
+			for name, v := range map[string]string{"ua": fs.UserAgent, "user": fs.User, "method": fs.Method,
+				"path": fs.Path, "service": fs.Service, "host": fs.Host} {
+				if !utf8.ValidString(v) {
+					t.Errorf("%s is not valid UTF-8: %q", name, v)
+				}
+				if len(v) > maxPathField {
+					t.Errorf("%s is %d bytes long", name, len(v))
+				}
+			}
+			if strings.ContainsAny(fs.Path, "?#") {
+				t.Errorf("path keeps its query: %q", fs.Path)
+			}
+			if fs.Status != 0 && (fs.Status < 100 || fs.Status > 999) {
+				t.Errorf("status %d", fs.Status)
+			}
+			if fs.DPoPProof && !fs.HeadersLogged {
+				t.Error("DPoP proof without HeadersLogged")
+			}
+		}
+		// Revocation parsing of the same bytes must not panic either.
+		b := &tokenwatch.Batch{Records: []tokenwatch.Record{{Raw: raw, Kind: tokenwatch.KindRevocation}}}
+		_ = p.Process(t.Context(), b)
+	})
+}
+
+// FuzzWalkJSON: every JSON object encoding/json accepts is accepted by the walker
+// (unless nested deeper than maxJSONDepth), and nothing panics.
+func FuzzWalkJSON(f *testing.F) {
+	for _, s := range seedRecords {
+		f.Add([]byte(s))
+	}
+	keys := buildKeys(FieldMap{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var c collected
+		reason := walkJSON(raw, keys, &c)
+		if reason == "" || reason == reasonJSONDepth {
+			return
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) == nil && obj != nil {
+			t.Fatalf("walkJSON rejected valid JSON (%s): %q", reason, raw)
+		}
+	})
+}
+
+// FuzzParseTime: no panics, and successful parses are real instants.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{
+		"2026-11-25T08:14:06Z", "2026-11-25 08:14:06,123 +01:00", "1795594446.123", "1795594446123456789",
+		"1.7e9", "10/Oct/2000:13:55:36 -0700", "Nov  5 08:14:06", "Wed Nov 25 08:14:06.1 2026",
+		"Wed, 25 Nov 2026 08:14:06 GMT", "2026-11-25T24:00:00Z", "[2026-11-25]", `"1795594446"`,
+		"2026-11-25 08:14:06 -0700 MST m=+0.1", "Feb 29 2024 00:00:00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, ok := parseTimeRef([]byte(s), nil, ref)
+		if ok && tm.IsZero() {
+			t.Fatalf("ParseTime(%q) ok with the zero time", s)
+		}
+		if ok && (tm.Year() < 1970 || tm.Year() > 10000) {
+			t.Fatalf("ParseTime(%q) = %v", s, tm)
+		}
+	})
+}
+
+// FuzzXFF: the resolved client is the peer, an address of the header, or invalid
+// only when both are unusable; nothing panics.
+func FuzzXFF(f *testing.F) {
+	for _, s := range []string{
+		"203.0.113.9", "203.0.113.9, 10.0.0.1", "[2001:db8::1]:443, unknown", ",,,", " , 10.0.0.1 ,",
+		`for=192.0.2.60;proto=http, for="[2001:db8:cafe::17]:4711"`, "for=_hidden", "1.2.3.4:",
+	} {
+		f.Add("10.0.0.1", s)
+		f.Add("", s)
+		f.Add("203.0.113.200", s)
+	}
+	p, err := New(DefaultConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, peerS, hdr string) {
+		peer, _ := netip.ParseAddr(peerS)
+		peer = peer.WithZone("").Unmap()
+		for _, got := range []netip.Addr{
+			p.resolveClient(peer, []byte(hdr), nil),
+			p.resolveClient(peer, nil, []byte(hdr)),
+		} {
+			if peer.IsValid() && !p.trusted(peer) && got != peer {
+				t.Fatalf("untrusted peer %v replaced by %v from %q", peer, got, hdr)
+			}
+			if got.IsValid() && got != peer && !headerHolds(hdr, got) {
+				t.Fatalf("client %v neither the peer nor from %q", got, hdr)
+			}
+		}
+	})
+}
+
+// headerHolds reports whether some piece of hdr (split at , ; = and spaces) parses
+// as a.
+func headerHolds(hdr string, a netip.Addr) bool {
+	for _, piece := range strings.FieldsFunc(hdr, func(r rune) bool { return r == ',' || r == ';' || r == '=' || r == ' ' || r == '\t' }) {
+		piece = strings.Trim(piece, `"`)
+		if b, ok := parseIP([]byte(piece)); ok && b == a {
+			return true
+		}
+	}
+	return false
+}
