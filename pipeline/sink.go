@@ -60,13 +60,35 @@ func OpenSink(c OutputConfig, stdout io.Writer) (*Sink, error) {
 	case "-":
 		return NewSink(stdout), nil
 	}
-	f, err := os.OpenFile(c.FindingsFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(c.FindingsFile, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open findings file: %w", err)
+	}
+	if err := terminateLastLine(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("findings file %s: %w", c.FindingsFile, err)
 	}
 	s := NewSink(f, WithFsync(c.Fsync))
 	s.own = true
 	return s, nil
+}
+
+// terminateLastLine ends a line that a killed process left unterminated, so
+// the lines appended next start clean (the cut line stays invalid JSON; its
+// batch was not committed and its findings are written again).
+func terminateLastLine(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
+		return err
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], fi.Size()-1); err != nil {
+		return err
+	}
+	if last[0] != '\n' {
+		_, err = f.Write([]byte{'\n'})
+	}
+	return err
 }
 
 // findingLine is the JSON shape of one line. Field order is the output order.

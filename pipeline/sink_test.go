@@ -106,6 +106,26 @@ func TestOpenSinkAppendsAndFsyncs(t *testing.T) {
 	}
 }
 
+func TestOpenSinkTerminatesCutLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "findings.jsonl")
+	if err := os.WriteFile(path, []byte(`{"source":"x","li`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSink(OutputConfig{FindingsFile: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Process(context.Background(), sinkBatch()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 4 || lines[0] != `{"source":"x","li` || !strings.HasPrefix(lines[1], `{"source":"/var/log/app.log"`) {
+		t.Fatalf("lines after a cut line: %q", lines)
+	}
+}
+
 func TestOutputConfigValidate(t *testing.T) {
 	if err := (OutputConfig{FindingsFile: "-", Fsync: true}).Validate(); err == nil || !strings.Contains(err.Error(), "output.fsync") {
 		t.Fatalf("Validate = %v", err)
