@@ -1,0 +1,114 @@
+package scenario_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/bench/scenario"
+	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/anomaly"
+	"github.com/tokenwatch/tokenwatch/enrich"
+	"github.com/tokenwatch/tokenwatch/ingest/parse"
+	"github.com/tokenwatch/tokenwatch/pipeline"
+	"github.com/tokenwatch/tokenwatch/policy"
+)
+
+// collector keeps every alert the stages before it raised.
+type collector struct {
+	mu     sync.Mutex
+	alerts []scenario.Alert
+}
+
+func (c *collector) Process(_ context.Context, b *tokenwatch.Batch) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range b.Alerts {
+		c.alerts = append(c.alerts, scenario.Alert{ID: a.ID, Type: a.Type, Fingerprint: a.Fingerprint, ClientID: a.ClientID, Service: a.Service, EventTime: a.EventTime, Summary: a.Summary})
+	}
+	return nil
+}
+
+// TestScenarioEndToEnd runs the generated scenario through the real stages
+// (file sources, scanner, parser, GeoIP, anomaly engine, policy) and scores the
+// alerts: every planted incident and posture case must be reported, and no
+// benign trap or ordinary token may alert.
+func TestScenarioEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := scenario.DefaultConfig()
+	cfg.Users = 40
+	truth, err := scenario.Generate(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runScenario(t, dir, cfg.Key)
+	got := scenario.Evaluate(truth, r)
+	var sb testWriter
+	got.Print(&sb)
+	t.Logf("\n%s", sb)
+	if len(got.Missed) > 0 || len(got.FalseAlerts) > 0 || len(got.Unexpected) > 0 {
+		t.Errorf("incidents: %d missed, %d false alerts, %d unexpected types", len(got.Missed), len(got.FalseAlerts), len(got.Unexpected))
+	}
+	if len(got.PostureMissed) > 0 || len(got.PostureFalse) > 0 {
+		t.Errorf("posture: %d missed, %d unplanned", len(got.PostureMissed), len(got.PostureFalse))
+	}
+	// Replaying the same logs gives the same alerts, ids included.
+	again := runScenario(t, dir, cfg.Key)
+	if len(again) != len(r) {
+		t.Fatalf("replay gave %d alerts, first run %d", len(again), len(r))
+	}
+	for i := range r {
+		if r[i].ID != again[i].ID || r[i].Type != again[i].Type || r[i].Summary != again[i].Summary {
+			t.Errorf("alert %d differs on replay: %s %s / %s %s", i, r[i].Type, r[i].ID, again[i].Type, again[i].ID)
+		}
+	}
+}
+
+type testWriter []byte
+
+func (w *testWriter) Write(p []byte) (int, error) { *w = append(*w, p...); return len(p), nil }
+func (w testWriter) String() string               { return string(w) }
+
+func runScenario(t *testing.T, dir string, key []byte) []scenario.Alert {
+	t.Helper()
+	ctx := context.Background()
+	src, err := scenario.OpenReplay(dir, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+
+	scanner, err := detect.New(detect.WithKey(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := parse.DefaultConfig()
+	pc.TrustedProxies = append(pc.TrustedProxies, scenario.TrustedProxies...)
+	parser, err := parse.New(pc, parse.WithFingerprinter(scanner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	geo, err := enrich.Open(enrich.Config{CityDB: filepath.Join(dir, scenario.FileCityDB), ASNDB: filepath.Join(dir, scenario.FileASNDB), CacheSize: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer geo.Close()
+	eng, err := anomaly.New(anomaly.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.New(policy.Config{File: filepath.Join(dir, scenario.FilePolicy), MaxState: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pol.Close()
+	col := &collector{}
+	if err := pipeline.Run(ctx, src, []tokenwatch.Stage{scanner, parser, geo, eng, pol, col}); err != nil {
+		t.Fatal(err)
+	}
+	b := &tokenwatch.Batch{Alerts: pol.Flush(nil)}
+	col.Process(ctx, b)
+	return col.alerts
+}
