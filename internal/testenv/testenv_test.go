@@ -1,40 +1,72 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
 
-// runSkipped runs f in a subtest and reports whether it skipped.
-func runSkipped(t *testing.T, f func(t *testing.T)) bool {
+// recordingTB stands in for a test so that a skip can be observed without marking
+// the real test skipped: Skipf and Fatalf record and end the goroutine.
+type recordingTB struct {
+	testing.TB
+	skipped, failed bool
+	msg             string
+}
+
+func (r *recordingTB) Skipf(format string, args ...any) {
+	r.skipped, r.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (r *recordingTB) Fatalf(format string, args ...any) {
+	r.failed, r.msg = true, fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// runSkipped runs f with a recordingTB and reports whether it skipped and why.
+func runSkipped(t *testing.T, f func(tb testing.TB)) (bool, string) {
 	t.Helper()
-	skipped := false
-	t.Run("sub", func(t *testing.T) {
-		defer func() { skipped = t.Skipped() }()
-		f(t)
-	})
-	return skipped
+	r := &recordingTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	if r.failed {
+		t.Errorf("failed instead of skipping: %s", r.msg)
+	}
+	return r.skipped, r.msg
 }
 
 func TestAccessorsSkipWhenUnset(t *testing.T) {
 	t.Setenv(EnvKafka, "")
 	t.Setenv(EnvClickHouse, "")
 	t.Setenv(EnvCHDBPython, "")
-	cases := map[string]func(t *testing.T){
-		"KafkaBrokers":      func(t *testing.T) { KafkaBrokers(t) },
-		"CreateTopic":       func(t *testing.T) { CreateTopic(t, "x", 1) },
-		"ClickHouseAddr":    func(t *testing.T) { ClickHouseAddr(t) },
-		"RestartClickHouse": func(t *testing.T) { RestartClickHouse(t) },
-		"StopClickHouse":    func(t *testing.T) { StopClickHouse(t) },
-		"StartClickHouse":   func(t *testing.T) { StartClickHouse(t) },
-		"NewCHDB":           func(t *testing.T) { NewCHDB(t) },
+	cases := map[string]struct {
+		f   func(tb testing.TB)
+		env string
+	}{
+		"KafkaBrokers":      {func(tb testing.TB) { KafkaBrokers(tb) }, EnvKafka},
+		"CreateTopic":       {func(tb testing.TB) { CreateTopic(tb, "x", 1) }, EnvKafka},
+		"ClickHouseAddr":    {func(tb testing.TB) { ClickHouseAddr(tb) }, EnvClickHouse},
+		"RestartClickHouse": {func(tb testing.TB) { RestartClickHouse(tb) }, EnvClickHouse},
+		"StopClickHouse":    {func(tb testing.TB) { StopClickHouse(tb) }, EnvClickHouse},
+		"StartClickHouse":   {func(tb testing.TB) { StartClickHouse(tb) }, EnvClickHouse},
+		"NewCHDB":           {func(tb testing.TB) { NewCHDB(tb) }, EnvCHDBPython},
 	}
-	for name, f := range cases {
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if !runSkipped(t, f) {
-				t.Errorf("%s did not skip with its environment variable unset", name)
+			skipped, msg := runSkipped(t, tc.f)
+			if !skipped {
+				t.Fatalf("%s did not skip with its environment variable unset", name)
+			}
+			if !strings.Contains(msg, tc.env) {
+				t.Errorf("skip message %q does not name %s", msg, tc.env)
 			}
 		})
 	}
