@@ -246,3 +246,11 @@ func TestBenchModeIsCleanHeavy(t *testing.T) {
 		t.Errorf("bench corpus: %d bytes, %.4f credentials per line; want >= 8 MB and about 0.001", meta.Bytes, perLine)
 	}
 }
+
+func TestIndexPass(t *testing.T) {
+	in := strings.Repeat("xx eyJ yy ", 1000) + "eyJ"
+	n, count, err := indexPass(strings.NewReader(in), []byte("eyJ"))
+	if err != nil || n != int64(len(in)) || count != 1001 {
+		t.Errorf("indexPass = %d bytes, %d matches, %v; want %d, 1001, nil", n, count, err, len(in))
+	}
+}

@@ -3,6 +3,7 @@
 //
 //	go run ./bench/corpus gen  -o DIR [-lines N | -bytes N] [-seed S] [-mode quality|bench]
 //	go run ./bench/corpus eval [-findings FILE] [-v] DIR
+//	go run ./bench/corpus indexpass FILE
 //
 // gen writes DIR/corpus.log (the log lines), DIR/labels.jsonl (one JSON object
 // per planted credential: line, start, end, kind, ctx), DIR/negatives.jsonl (the
@@ -22,18 +23,25 @@
 // label is a false positive (a duplicate). Findings matching no label are false
 // positives; labels matched by no finding are misses.
 //
+// indexpass is the speed baseline of bench/scan.sh: it reads FILE in 1 MiB
+// chunks and counts "eyJ" with bytes.Index, the cheapest pass a scanner could
+// make, and prints the bytes, the count and MB/s.
+//
 // The corpus holds only fake credentials made from a seeded random generator;
 // none of them was ever valid anywhere. The package must not be imported.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 func main() {
@@ -50,8 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runGen(args[1:], stdout, stderr)
 	case "eval":
 		return runEval(ctx, args[1:], stdout, stderr)
+	case "indexpass":
+		return runIndexPass(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: corpus gen|eval [flags]  (corpus <cmd> -h for flags)")
+		fmt.Fprintln(stdout, "usage: corpus gen|eval|indexpass [flags]  (corpus <cmd> -h for flags)")
 		return 0
 	}
 	fmt.Fprintf(stderr, "corpus: unknown command %q (want gen or eval)\n", args[0])
@@ -151,4 +161,51 @@ func generate(dir string, cfg genConfig) (Meta, error) {
 		return meta, fmt.Errorf("write meta: %w", err)
 	}
 	return meta, nil
+}
+
+func runIndexPass(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: corpus indexpass FILE")
+		return 2
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "corpus indexpass: %v\n", err)
+		return 2
+	}
+	defer f.Close()
+	start := time.Now()
+	n, count, err := indexPass(f, []byte("eyJ"))
+	if err != nil {
+		fmt.Fprintf(stderr, "corpus indexpass: %v\n", err)
+		return 2
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "indexpass: %d bytes, %d matches, %.3fs, %.0f MB/s\n", n, count, el.Seconds(), float64(n)/1e6/el.Seconds())
+	return 0
+}
+
+// indexPass counts occurrences of pat in r with bytes.Index over 1 MiB reads
+// (a match split across two reads is not counted: this is a speed baseline).
+func indexPass(r io.Reader, pat []byte) (n int64, count int, err error) {
+	buf := make([]byte, 1<<20)
+	for {
+		k, rerr := io.ReadFull(r, buf)
+		n += int64(k)
+		b := buf[:k]
+		for {
+			i := bytes.Index(b, pat)
+			if i < 0 {
+				break
+			}
+			count++
+			b = b[i+len(pat):]
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+				return n, count, nil
+			}
+			return n, count, rerr
+		}
+	}
 }
