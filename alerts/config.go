@@ -190,6 +190,9 @@ type DispatcherConfig struct {
 	StateFile string `yaml:"state_file"`
 	// CommitInterval is how often delivered outbox offsets are committed.
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	// SessionTimeout is the Kafka consumer-group session timeout: after a crash
+	// the dead dispatcher's partitions move to a live one after this long.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// DrainTimeout bounds how long an in-process dispatcher keeps delivering
 	// after `tokenwatch run` stops reading; what is left stays in the outbox.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
@@ -227,6 +230,7 @@ func DefaultConfig() Config {
 			StateFile:      "tokenwatch-alerts-state.json",
 			CommitInterval: 200 * time.Millisecond,
 			DrainTimeout:   10 * time.Second,
+			SessionTimeout: 10 * time.Second,
 		},
 	}
 }
@@ -372,6 +376,9 @@ func (c Config) Validate() error {
 	}
 	if c.Dispatcher.CommitInterval <= 0 {
 		add("alerts.dispatcher.commit_interval: %s must be positive, e.g. 200ms", c.Dispatcher.CommitInterval)
+	}
+	if c.Dispatcher.SessionTimeout < time.Second {
+		add("alerts.dispatcher.session_timeout: %s is too short; use at least 1s (brokers allow 6s by default), e.g. 10s", c.Dispatcher.SessionTimeout)
 	}
 	if c.Dispatcher.DrainTimeout < 0 {
 		add("alerts.dispatcher.drain_timeout: %s is negative; use 0 to stop at once or a duration like 10s", c.Dispatcher.DrainTimeout)

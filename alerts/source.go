@@ -46,13 +46,17 @@ type KafkaSource struct {
 	remaining map[int]bool
 }
 
-// NewKafkaSource returns an unbounded source on topic for group.
-func NewKafkaSource(brokers []string, topic, group string) *KafkaSource {
-	return &KafkaSource{r: newGroupReader(brokers, topic, group)}
+// NewKafkaSource returns an unbounded source on topic for group. After a crash,
+// the partitions of the dead member are reassigned once its session times out
+// (sessionTimeout; 0 means kafka-go's default of 30 s).
+func NewKafkaSource(brokers []string, topic, group string, sessionTimeout time.Duration) *KafkaSource {
+	return &KafkaSource{r: newGroupReader(brokers, topic, group, sessionTimeout)}
 }
 
-func newGroupReader(brokers []string, topic, group string) *kafka.Reader {
+func newGroupReader(brokers []string, topic, group string, sessionTimeout time.Duration) *kafka.Reader {
 	return kafka.NewReader(kafka.ReaderConfig{
+		SessionTimeout:        sessionTimeout,
+		HeartbeatInterval:     max(sessionTimeout/10, 100*time.Millisecond),
 		Brokers:               brokers,
 		GroupID:               group,
 		Topic:                 topic,
@@ -112,7 +116,7 @@ func NewBoundedKafkaSource(ctx context.Context, brokers []string, topic, group s
 		}
 	}
 	if len(s.remaining) > 0 {
-		s.r = newGroupReader(brokers, topic, group)
+		s.r = newGroupReader(brokers, topic, group, 0)
 	}
 	return s, nil
 }
