@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch/alerts"
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/anomaly"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/parse"
@@ -45,6 +46,8 @@ type Config struct {
 
 	// Enrich configures the GeoIP/ASN databases (docs/enrich.md).
 	Enrich enrich.Config `yaml:"enrich"`
+	// Anomaly configures the replay / impossible-use rules and their state (docs/anomaly.md).
+	Anomaly anomaly.Config `yaml:"anomaly"`
 	// Policy configures the token-hygiene findings and their policy file (docs/policy.md).
 	Policy policy.Config `yaml:"policy"`
 
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		Output:   pipeline.DefaultOutputConfig(),
 		Alerts:   alerts.DefaultConfig(),
 		Enrich:   enrich.DefaultConfig(),
+		Anomaly:  anomaly.DefaultConfig(),
 		Policy:   policy.DefaultConfig(),
 
 		ClickHouse: store.DefaultConfig(),
@@ -87,6 +91,7 @@ func (c Config) Validate() error {
 		c.Output.Validate(),
 		c.Alerts.Validate(),
 		c.Enrich.Validate(),
+		c.Anomaly.Validate(),
 		c.Policy.Validate(),
 		c.ClickHouse.Validate(),
 		c.Telemetry.Validate(),

@@ -11,6 +11,7 @@ import (
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/config"
 	"github.com/tokenwatch/tokenwatch/detect"
+	"github.com/tokenwatch/tokenwatch/detect/anomaly"
 	"github.com/tokenwatch/tokenwatch/enrich"
 	"github.com/tokenwatch/tokenwatch/ingest"
 	"github.com/tokenwatch/tokenwatch/ingest/parse"
@@ -171,6 +172,11 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	add("enrich", geo)
 
 	// 4. anomaly (detect/anomaly): per-token state -> b.Alerts.
+	eng, err := anomaly.New(cfg.Anomaly)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("anomaly: %w", err)
+	}
+	add("anomaly", eng)
 
 	// 4b. policy: token-hygiene findings -> b.Alerts.
 	if !cfg.Policy.Disabled {
