@@ -110,8 +110,21 @@ func followsWord(line []byte, end int) bool {
 	return false
 }
 
+// hasJWTStart reports whether a JWT header may start at line[j:] (the JWT
+// anchors: eyJ, eyAi, ewog).
 func hasJWTStart(line []byte, j int) bool {
-	return len(line)-j >= 3 && line[j] == 'e' && line[j+1] == 'y' && line[j+2] == 'J'
+	if len(line)-j < 3 || line[j] != 'e' {
+		return false
+	}
+	switch {
+	case line[j+1] == 'y' && line[j+2] == 'J':
+		return true
+	case len(line)-j >= 4 && line[j+1] == 'y' && line[j+2] == 'A' && line[j+3] == 'i':
+		return true
+	case len(line)-j >= 4 && line[j+1] == 'w' && line[j+2] == 'o' && line[j+3] == 'g':
+		return true
+	}
+	return false
 }
 
 // basicAt validates Basic credentials at j: standard base64 (padded) of
@@ -209,7 +222,7 @@ func containsFold(b []byte, s string) bool {
 
 // plausible reports whether an opaque value looks like a credential rather than a
 // word, a number or a placeholder: at least minLen bytes, at least two of
-// lower/upper/digit, not one repeated byte, not a placeholder.
+// lower/upper/digit (or 32+ bytes), not one repeated byte, not a placeholder.
 func plausible(tok []byte, minLen int) bool {
 	if len(tok) < minLen || isPlaceholder(tok) {
 		return false
@@ -231,5 +244,5 @@ func plausible(tok []byte, minLen int) bool {
 			classes++
 		}
 	}
-	return classes >= 2
+	return classes >= 2 || len(tok) >= 32
 }

@@ -277,7 +277,9 @@ func anchorSet() []anchor {
 	// win: offset of the 3-byte window the prefilter keys on, chosen rare in
 	// logs (bigram rates measured on the benchmark corpus).
 	as := []anchor{
-		{text: "eyJ", fam: famJWT},
+		{text: "eyJ", fam: famJWT},          // base64 of `{"`: every compact JWT header
+		{text: "eyAi", win: 1, fam: famJWT}, // `{ "`: headers serialised with a space
+		{text: "ewog", win: 1, fam: famJWT}, // `{\n `: pretty-printed headers
 		{text: "bearer", ci: true, fam: famScheme, scheme: "Bearer"},
 		{text: "basic", ci: true, win: 1, fam: famScheme, scheme: "Basic"},
 		{text: "dpop", ci: true, fam: famScheme, scheme: "DPoP"},

@@ -17,6 +17,8 @@ var ruleCases = []struct {
 	{"jwt.compact", []string{
 		"token «" + jwtHS + "» accepted",
 		"«" + jwtRS + "»",
+		"spaced header «" + mkJWT(`{ "alg": "RS256", "typ": "JWT" }`, `{"sub":"x"}`, sig43) + "»",
+		"pretty header «" + mkJWT("{\n  \"alg\": \"RS256\"\n}", `{"sub":"x"}`, sig43) + "»",
 		`{"jwt":"«` + jwtHS + `»"}`,
 		"alg none: «" + jwtNone + "» end",
 		"padded: «" + base64.URLEncoding.EncodeToString([]byte(`{"alg":"HS256","ab":1}`)) + "." + base64.URLEncoding.EncodeToString([]byte(`{"sub":"x"}`)) + "." + sig43 + "»",
