@@ -230,11 +230,11 @@ func (d Dashboard) JSON() ([]byte, error) {
 		"uid": d.UID, "title": d.Title, "description": d.Description, "tags": d.Tags,
 		"timezone": "utc", "schemaVersion": 39, "version": 1, "editable": true,
 		"graphTooltip": 1, "time": map[string]any{"from": d.From, "to": "now"},
-		"refresh":    d.Refresh,
-		"templating": map[string]any{"list": nonNilSlice(vars)},
+		"refresh":     d.Refresh,
+		"templating":  map[string]any{"list": nonNilSlice(vars)},
 		"annotations": map[string]any{"list": []any{}},
-		"links": []any{map[string]any{"title": "tokenwatch", "type": "dashboards", "tags": []string{"tokenwatch"}, "asDropdown": true}},
-		"panels": panels,
+		"links":       []any{map[string]any{"title": "tokenwatch", "type": "dashboards", "tags": []string{"tokenwatch"}, "asDropdown": true}},
+		"panels":      panels,
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
