@@ -29,7 +29,8 @@ and .git are skipped), gzip files (detected by their magic bytes) and stdin
 ("-", or no PATH when stdin is not a terminal).
 
 Output (--format):
-  text   path:line:col kind rule redacted fingerprint   (col: 1-based byte column)
+  text   path:line:col kind rule redacted fingerprint [alg=none] [expired]
+         (col: 1-based byte column of the value)
   json   one JSON object per finding per line (DESIGN.md contract): source, line,
          start, end (0-based byte offsets of the value in the line, end exclusive),
          kind, rule, fingerprint, redacted, and jwt{...} for JWTs

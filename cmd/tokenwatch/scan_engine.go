@@ -532,7 +532,13 @@ func collectInputs(env *cliEnv, cmd string, args []string) (ins []*input, ioErrs
 			ins = append(ins, &input{name: a, path: a, explicit: true})
 			continue
 		}
-		err = filepath.WalkDir(a, func(path string, d fs.DirEntry, err error) error {
+		root := a
+		if lst, err := os.Lstat(a); err == nil && lst.Mode()&fs.ModeSymlink != 0 {
+			// WalkDir does not follow a symlinked root; a trailing
+			// separator makes it.
+			root = a + string(filepath.Separator)
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				fmt.Fprintf(env.stderr, "tokenwatch %s: %v\n", cmd, err)
 				ioErrs++
@@ -542,7 +548,7 @@ func collectInputs(env *cliEnv, cmd string, args []string) (ins []*input, ioErrs
 				return nil
 			}
 			if d.IsDir() {
-				if d.Name() == ".git" && path != a {
+				if d.Name() == ".git" && path != root {
 					return fs.SkipDir
 				}
 				return nil

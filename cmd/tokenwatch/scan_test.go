@@ -518,6 +518,15 @@ func TestScanGzipAndDirectories(t *testing.T) {
 	if r.stderr != "" {
 		t.Errorf("a binary file found by a walk is skipped silently; stderr: %s", r.stderr)
 	}
+	// A symlink to the directory is followed when given as an argument.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, nil, nil, "scan", "--format", "json", "--fingerprint-key", testKey, link)
+	if got := parseJSONFindings(t, r.stdout); len(got) != 2*len(want) {
+		t.Errorf("symlinked directory: %d findings, want %d", len(got), 2*len(want))
+	}
 	// Named explicitly, a binary file is skipped with a notice.
 	r = runCmd(t, nil, nil, "scan", "--fingerprint-key", testKey, filepath.Join(dir, "sub", "c.bin"))
 	if r.code != exitOK || !strings.Contains(r.stderr, "binary file skipped") {
