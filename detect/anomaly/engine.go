@@ -62,6 +62,7 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 	perShardStrings := cfg.MaxInternedStrings / n
 	for i := range e.shards {
 		e.shards[i].limit = perShard
+		e.shards[i].epochLen = max(64, perShard/16)
 		e.shards[i].in.init(perShardStrings)
 	}
 	e.revs.init(cfg.PostRevocationUse.MaxRevocations, n)
@@ -305,26 +306,29 @@ func (e *Engine) newState(sh *shard, key tokenwatch.Fingerprint, ms int64) uint3
 	return idx
 }
 
-// sweepStep checks one slot at the shard's sweep cursor and frees it when
-// expired, so the memory of dead tokens is returned within one pass over the
-// shard even when the shard is not full.
+// sweepStep checks one slot at the shard's sweep cursor every sweepEvery
+// operations and frees it when expired, so the memory of dead tokens is
+// returned within sweepEvery passes over the shard even when the shard is not
+// full (a full shard reclaims its LRU tail first anyway).
 func (e *Engine) sweepStep(sh *shard) {
-	for range 1 {
-		if sh.slots == 0 {
-			return
-		}
-		sh.sweep++
-		if sh.sweep > sh.slots {
-			sh.sweep = 1
-		}
-		s := sh.at(sh.sweep)
-		if s.flags&stLive != 0 && s.expired(sh.wm, e.cfg.IdleTTL, e.cfg.ExpiryGrace) {
-			sh.release(sh.sweep)
-			metricTokens.Dec()
-			metricExpirations.Inc()
-		}
+	sh.sweepTick++
+	if sh.sweepTick < sweepEvery || sh.slots == 0 {
+		return
+	}
+	sh.sweepTick = 0
+	sh.sweep++
+	if sh.sweep > sh.slots {
+		sh.sweep = 1
+	}
+	s := sh.at(sh.sweep)
+	if s.flags&stLive != 0 && s.expired(sh.wm, e.cfg.IdleTTL, e.cfg.ExpiryGrace) {
+		sh.release(sh.sweep)
+		metricTokens.Dec()
+		metricExpirations.Inc()
 	}
 }
+
+const sweepEvery = 4
 
 // makeObs builds the observation of u relative to s, rebasing s when u is far
 // newer. fits is false when u is too old to be kept.
@@ -349,7 +353,26 @@ func (e *Engine) makeObs(sh *shard, s *state, u *tokenwatch.TokenUse, ms int64) 
 		o.country = [2]byte{g.Country[0], g.Country[1]}
 	}
 	o.cont = continentCode(g.Continent)
-	o.bits = uint8(classifyUA(u.UserAgent))
+	// Most uses of a token come from the client of its newest observation:
+	// reuse that observation's interned strings and UA family when they match,
+	// which saves hashing the user agent and classifying it again.
+	var prev *obs
+	if s.n > 0 {
+		prev = &s.ring[s.n-1]
+	}
+	var dispDone, cityDone bool
+	if prev != nil && prev.disp != 0 {
+		if d := sh.in.dispOf(prev.disp); d.ua == u.UserAgent && d.service == u.Service && d.source == u.Origin.Source {
+			o.disp, dispDone = prev.disp, true
+			o.bits = uint8(prev.fam())
+		}
+	}
+	if !dispDone {
+		o.bits = uint8(classifyUA(u.UserAgent))
+	}
+	if prev != nil && prev.city != 0 && sh.in.cityOf(prev.city) == g.City {
+		o.city, cityDone = prev.city, true
+	}
 	if g.HasLocation {
 		o.lat, o.lon = toCoord(g.Lat), toCoord(g.Lon)
 		o.radius = g.RadiusKm
@@ -364,12 +387,14 @@ func (e *Engine) makeObs(sh *shard, s *state, u *tokenwatch.TokenUse, ms int64) 
 	if u.Status > 0 && u.Status < 1000 {
 		o.status = uint16(u.Status)
 	}
-	var full bool
-	var okc, okd bool
-	o.city, okc = sh.in.city(g.City)
-	o.disp, okd = sh.in.disp(dispKey{u.UserAgent, u.Service, u.Origin.Source})
-	full = !okc || !okd
-	if full {
+	okc, okd := true, true
+	if !cityDone {
+		o.city, okc = sh.in.city(g.City)
+	}
+	if !dispDone {
+		o.disp, okd = sh.in.disp(dispKey{u.UserAgent, u.Service, u.Origin.Source})
+	}
+	if !okc || !okd {
 		metricInternFull.Inc()
 		// Compact when enough misses accumulated since the last compaction.
 		if sh.in.misses > sh.in.limit/4 {
@@ -378,7 +403,9 @@ func (e *Engine) makeObs(sh *shard, s *state, u *tokenwatch.TokenUse, ms int64) 
 			o.disp, _ = sh.in.disp(dispKey{u.UserAgent, u.Service, u.Origin.Source})
 		}
 	}
-	sh.in.org(g.ASN, g.ASOrg)
+	if !cityDone || prev.asn != g.ASN {
+		sh.in.org(g.ASN, g.ASOrg)
+	}
 	return o, true
 }
 

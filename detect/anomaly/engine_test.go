@@ -178,8 +178,14 @@ func TestRevocationBeforeFirstSighting(t *testing.T) {
 func TestEvictionLRU(t *testing.T) {
 	e := newTestEngine(t, func(c *Config) { c.Shards = 1; c.MaxTokens = 3 })
 	run(e, use(1, 0, frankfurt), use(2, time.Second, frankfurt), use(3, 2*time.Second, frankfurt))
-	run(e, use(1, 3*time.Second, frankfurt)) // token 1 is now the most recent
-	run(e, use(4, 4*time.Second, frankfurt)) // evicts token 2
+	// Promotion happens at most once per epoch (64 operations here): let an
+	// epoch pass, then use token 1 again, which makes token 2 the least
+	// recently used.
+	for i := range 70 {
+		run(e, use(3, 3*time.Second+time.Duration(i)*time.Millisecond, frankfurt))
+	}
+	run(e, use(1, 4*time.Second, frankfurt))
+	run(e, use(4, 5*time.Second, frankfurt)) // evicts token 2
 	if e.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", e.Len())
 	}
