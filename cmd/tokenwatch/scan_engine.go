@@ -29,7 +29,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -283,12 +282,8 @@ func (e *engine) worker(sc *detect.Scanner, jobs <-chan *job) {
 				off = next
 			}
 		}
-		sort.SliceStable(j.hits, func(a, b int) bool {
-			if j.hits[a].line != j.hits[b].line {
-				return j.hits[a].line < j.hits[b].line
-			}
-			return j.hits[a].f.Start < j.hits[b].f.Start
-		})
+		// hits are in line order: lines are scanned in order and detect
+		// returns a line's findings in order, without overlap.
 		close(j.done)
 	}
 }
