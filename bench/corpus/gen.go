@@ -253,7 +253,7 @@ type template struct {
 }
 
 // rareTemplates have weight 1 instead of the norm of 3 (relative frequency).
-var rareTemplates = map[string]bool{"aws-example": true}
+var rareTemplates = map[string]bool{"aws-example": true, "jwt-spaced-header": true}
 
 // pickTemplate chooses a template with probability proportional to its weight.
 func (g *generator) pickTemplate(ts []template) template {
@@ -487,6 +487,31 @@ var positives = []template{
 	{"jwt-padded", func(g *generator) {
 		v := jwt(g.r, refNow, jwtOpts{alg: "HS256", padded: true})
 		g.l.s("legacy-auth token=").tok("jwt", "jwt-padded", v).s(" user=", g.pick("bob", "carol"))
+	}},
+	{"proxy-authorization", func(g *generator) {
+		k, v := g.bearerValue()
+		g.l.s(g.isoTime(), " squid: CONNECT api.example.com:443 Proxy-Authorization: Bearer ").tok(k, "proxy-authorization", v).s(" via ", g.ip())
+	}},
+	{"x-auth-header", func(g *generator) {
+		h := g.pick("X-Auth-Token", "x-auth-token", "X-Api-Token", "X-Amz-Security-Token")
+		g.l.s(`> `, h, `: `).tok("oauth", "x-auth-header", randString(g.r, alnum+"/+", 40+g.r.IntN(40)))
+	}},
+	{"bearer-plus", func(g *generator) {
+		k, v := g.bearerValue()
+		g.l.s("POST /relay body=target=", g.svc(), "&authorization=Bearer+").tok(k, "bearer-plus", v).s("&ts=", strconv.FormatInt(g.ts, 10))
+	}},
+	{"json-spaced", func(g *generator) {
+		k, v := g.oauthValue()
+		g.l.s(`{ "token_type" : "Bearer", "access_token" : "`).tok(k, "json-spaced", v).s(`", "expires_in" : 3599 }`)
+	}},
+	{"fragment", func(g *generator) {
+		g.l.s(`Navigated to https://app.example.com/callback#state=`, randString(g.r, alnum, 10), `&id_token=`).tok("jwt", "fragment", g.jwtTok()).s(`&token_type=Bearer`)
+	}},
+	{"jwt-spaced-header", func(g *generator) {
+		// Header JSON with spaces ("{ \"alg\": …"): base64url starts "eyAi",
+		// not "eyJ"; still a JWT (RFC 7515 allows any JSON whitespace).
+		v := jwt(g.r, refNow, jwtOpts{alg: "RS256", spaced: true})
+		g.l.s(g.isoTime(), " DEBUG python-jose issued ").tok("jwt", "jwt-spaced-header", v)
 	}},
 	{"client-secret", func(g *generator) {
 		g.l.s(`{"client_id":"web-app","client_secret":"`).tok("oauth", "client-secret", randString(g.r, alnum+"-_.~", 40)).s(`","grant_type":"client_credentials"}`)
