@@ -206,3 +206,76 @@ func jsonObjectStrings(b []byte, k1, k2 string) (v1, v2 []byte, ok bool) {
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
+
+// jsonFields calls fn with every top-level key (raw, escapes kept) and the raw
+// bytes of its value. It reports whether b is exactly one valid JSON object.
+func jsonFields(b []byte, fn func(key, raw []byte)) bool {
+	w := jsonWalker{b: b}
+	w.ws()
+	if w.i >= len(b) || b[w.i] != '{' {
+		return false
+	}
+	w.i++
+	w.ws()
+	if w.i < len(b) && b[w.i] == '}' {
+		w.i++
+		w.ws()
+		return w.i == len(b)
+	}
+	for {
+		w.ws()
+		k, ok := w.str()
+		if !ok {
+			return false
+		}
+		w.ws()
+		if w.i >= len(b) || b[w.i] != ':' {
+			return false
+		}
+		w.i++
+		w.ws()
+		st := w.i
+		if !w.value(1) {
+			return false
+		}
+		fn(k, b[st:w.i])
+		w.ws()
+		if w.i >= len(b) {
+			return false
+		}
+		if b[w.i] == '}' {
+			w.i++
+			w.ws()
+			return w.i == len(b)
+		}
+		if b[w.i] != ',' {
+			return false
+		}
+		w.i++
+	}
+}
+
+// jsonArrayEach calls fn with the raw bytes of every element of array raw.
+func jsonArrayEach(raw []byte, fn func(elem []byte)) {
+	w := jsonWalker{b: raw}
+	if len(raw) == 0 || raw[0] != '[' {
+		return
+	}
+	w.i = 1
+	for {
+		w.ws()
+		if w.i >= len(raw) || raw[w.i] == ']' {
+			return
+		}
+		st := w.i
+		if !w.value(1) {
+			return
+		}
+		fn(raw[st:w.i])
+		w.ws()
+		if w.i >= len(raw) || raw[w.i] != ',' {
+			return
+		}
+		w.i++
+	}
+}

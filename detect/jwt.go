@@ -108,17 +108,20 @@ func DecodeJWT(token []byte, now time.Time) (*tokenwatch.JWTInfo, error) {
 	if !ok {
 		return nil, ErrJWTBase64
 	}
-	var h struct {
-		Alg json.RawMessage `json:"alg"`
-		Kid json.RawMessage `json:"kid"`
-		Typ json.RawMessage `json:"typ"`
-		Enc json.RawMessage `json:"enc"`
-	}
-	if err := json.Unmarshal(hdr, &h); err != nil || h.Alg == nil {
-		return nil, ErrJWTHeader
-	}
-	info := &tokenwatch.JWTInfo{Alg: jsonString(h.Alg), Kid: jsonString(h.Kid), Typ: jsonString(h.Typ), Enc: jsonString(h.Enc)}
-	if info.Alg == "" {
+	info := &tokenwatch.JWTInfo{}
+	algSeen := false
+	if !jsonFields(hdr, func(k, v []byte) {
+		switch string(k) {
+		case "alg":
+			info.Alg, algSeen = jsonString(v), true
+		case "kid":
+			info.Kid = jsonString(v)
+		case "typ":
+			info.Typ = jsonString(v)
+		case "enc":
+			info.Enc = jsonString(v)
+		}
+	}) || !algSeen || info.Alg == "" {
 		return nil, ErrJWTHeader
 	}
 	info.AlgNone = strings.EqualFold(info.Alg, "none")
@@ -139,44 +142,55 @@ func DecodeJWT(token []byte, now time.Time) (*tokenwatch.JWTInfo, error) {
 	if len(p) == 0 || p[0] != '{' {
 		return info, nil // a JWS with a non-JSON payload: header only
 	}
-	var c struct {
-		Iss      json.RawMessage `json:"iss"`
-		Sub      json.RawMessage `json:"sub"`
-		Aud      json.RawMessage `json:"aud"`
-		Exp      json.RawMessage `json:"exp"`
-		Iat      json.RawMessage `json:"iat"`
-		Nbf      json.RawMessage `json:"nbf"`
-		Jti      json.RawMessage `json:"jti"`
-		ClientID json.RawMessage `json:"client_id"`
-		Azp      json.RawMessage `json:"azp"`
-		Scope    json.RawMessage `json:"scope"`
-		Scp      json.RawMessage `json:"scp"`
-		Nonce    json.RawMessage `json:"nonce"`
-		AtHash   json.RawMessage `json:"at_hash"`
-		Cnf      json.RawMessage `json:"cnf"`
-	}
-	if err := json.Unmarshal(p, &c); err != nil {
+	var azp string
+	var scope, scp []string
+	if !jsonFields(p, func(k, v []byte) {
+		switch string(k) {
+		case "iss":
+			info.Iss = jsonString(v)
+		case "sub":
+			info.Sub = jsonString(v)
+		case "aud":
+			info.Aud = jsonStrings(v, false)
+		case "exp":
+			info.Exp = jsonTime(v)
+		case "iat":
+			info.Iat = jsonTime(v)
+		case "nbf":
+			info.Nbf = jsonTime(v)
+		case "jti":
+			info.Jti = jsonString(v)
+		case "client_id":
+			info.ClientID = jsonString(v)
+		case "azp":
+			azp = jsonString(v)
+		case "scope":
+			scope = jsonStrings(v, true)
+		case "scp":
+			scp = jsonStrings(v, true)
+		case "nonce":
+			info.HasNonce = string(v) != "null"
+		case "at_hash":
+			info.HasAtHash = string(v) != "null"
+		case "cnf":
+			jsonFields(v, func(k, v []byte) {
+				switch string(k) {
+				case "jkt":
+					info.CnfJKT = jsonString(v)
+				case "x5t#S256":
+					info.CnfX5T = jsonString(v)
+				}
+			})
+		}
+	}) {
 		return nil, ErrJWTClaims
 	}
-	info.Iss, info.Sub, info.Jti = jsonString(c.Iss), jsonString(c.Sub), jsonString(c.Jti)
-	info.Aud = jsonStrings(c.Aud, false)
-	info.Exp, info.Iat, info.Nbf = jsonTime(c.Exp), jsonTime(c.Iat), jsonTime(c.Nbf)
-	info.ClientID = jsonString(c.ClientID)
 	if info.ClientID == "" {
-		info.ClientID = jsonString(c.Azp)
+		info.ClientID = azp
 	}
-	info.Scope = jsonStrings(c.Scope, true)
+	info.Scope = scope
 	if info.Scope == nil {
-		info.Scope = jsonStrings(c.Scp, true)
-	}
-	info.HasNonce = c.Nonce != nil && string(c.Nonce) != "null"
-	info.HasAtHash = c.AtHash != nil && string(c.AtHash) != "null"
-	if c.Cnf != nil {
-		var cnf map[string]json.RawMessage
-		if json.Unmarshal(c.Cnf, &cnf) == nil {
-			info.CnfJKT = jsonString(cnf["jkt"])
-			info.CnfX5T = jsonString(cnf["x5t#S256"])
-		}
+		info.Scope = scp
 	}
 	if info.Exp != 0 && !now.IsZero() && info.Exp < now.Unix() {
 		info.Expired = true
@@ -197,9 +211,13 @@ func clip(s string) string {
 	return s
 }
 
-func jsonString(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '"' {
+// jsonString returns the value of a raw JSON string ("" for anything else).
+func jsonString(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
 		return ""
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return clip(string(raw[1 : len(raw)-1]))
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
@@ -210,7 +228,7 @@ func jsonString(raw json.RawMessage) string {
 
 // jsonStrings reads a string or an array of strings; with split, a string is
 // split on spaces (OAuth scope).
-func jsonStrings(raw json.RawMessage, split bool) []string {
+func jsonStrings(raw []byte, split bool) []string {
 	if len(raw) == 0 {
 		return nil
 	}
@@ -229,19 +247,12 @@ func jsonStrings(raw json.RawMessage, split bool) []string {
 		}
 		return []string{s}
 	case '[':
-		var arr []json.RawMessage
-		if json.Unmarshal(raw, &arr) != nil {
-			return nil
-		}
 		var out []string
-		for _, r := range arr {
-			if s := jsonString(r); s != "" {
+		jsonArrayEach(raw, func(r []byte) {
+			if s := jsonString(r); s != "" && len(out) < 64 {
 				out = append(out, s)
 			}
-			if len(out) == 64 {
-				break
-			}
-		}
+		})
 		return out
 	}
 	return nil
@@ -249,7 +260,7 @@ func jsonStrings(raw json.RawMessage, split bool) []string {
 
 // jsonTime reads a NumericDate: an integer, a float (truncated) or a string
 // holding either. Out-of-range values give 0 (unknown).
-func jsonTime(raw json.RawMessage) int64 {
+func jsonTime(raw []byte) int64 {
 	if len(raw) == 0 {
 		return 0
 	}
