@@ -103,6 +103,7 @@ type subjState struct {
 	fp     tokenwatch.Fingerprint
 	scopes []string // sorted
 	t      int64
+	use    *tokenwatch.TokenUse // a copy, for evidence when a late older token shows the escalation
 }
 
 type netKey struct {
@@ -463,6 +464,10 @@ func (e *Engine) checkScopes(p *compiled, cp *clientPolicy, u *tokenwatch.TokenU
 		fmt.Sprintf("Client %s holds scope %s outside its allowed set %s.", orUnknown(j.ClientID), strings.Join(bad, ", "), strings.Join(cp.AllowedScopes, ", ")))
 }
 
+// checkEscalation compares a subject's token with the newest other token of
+// the same client seen before it. Uses can arrive out of event-time order
+// (several sources read at their own pace): when an older token arrives after
+// a newer one, the newer one is the escalation and is reported.
 func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
 	j := u.JWT
 	if j.Sub == "" || len(j.Scope) == 0 {
@@ -470,20 +475,26 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 	}
 	k := subjKey{j.Iss, j.ClientID, j.Sub}
 	prev, ok := e.subjects[k]
-	now := u.Time.Unix()
 	if ok && prev.fp == u.Fingerprint {
 		return dst // same token again: nothing new
 	}
+	now := u.Time.Unix()
 	cur := sortedCopy(j.Scope)
-	if ok && now >= prev.t && now-prev.t <= int64(p.file.Windows.ScopeEscalation/time.Second) {
-		if added := missing(cur, prev.scopes); len(added) > 0 {
-			dst = e.onceAlert(p, dst, u, TypeScopeEscalation, []string{u.Fingerprint.String()}, 7*24*time.Hour,
+	window := int64(p.file.Windows.ScopeEscalation / time.Second)
+	if ok && abs(now-prev.t) <= window {
+		older, newer, newerUse := prev.scopes, cur, u
+		if now < prev.t {
+			older, newer, newerUse = cur, prev.scopes, prev.use
+		}
+		if added := missing(newer, older); len(added) > 0 {
+			dst = e.onceAlert(p, dst, newerUse, TypeScopeEscalation, []string{newerUse.Fingerprint.String()}, 7*24*time.Hour,
 				fmt.Sprintf("Subject %s of client %s got a token with more scopes than its previous one %s earlier: added %s.",
-					j.Sub, orUnknown(j.ClientID), time.Duration(now-prev.t)*time.Second, strings.Join(added, ", ")))
+					j.Sub, orUnknown(j.ClientID), time.Duration(abs(now-prev.t))*time.Second, strings.Join(added, ", ")))
 		}
 	}
 	if !ok || now >= prev.t {
-		e.subjects[k] = subjState{fp: u.Fingerprint, scopes: cur, t: now}
+		c := copyUse(u)
+		e.subjects[k] = subjState{fp: u.Fingerprint, scopes: cur, t: now, use: &c}
 		e.bound(len(e.subjects), func() { dropHalf(e.subjects) })
 	}
 	return dst

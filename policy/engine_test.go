@@ -132,6 +132,10 @@ func TestFindings(t *testing.T) {
 			use(0, func(u *tokenwatch.TokenUse) { u.JWT.Scope = []string{"orders:read"} }),
 			use(time.Hour, func(u *tokenwatch.TokenUse) { u.JWT.Scope = []string{"orders:read", "profile:write"} }),
 		}, []string{TypeScopeEscalation}},
+		{"scopes grow, newer token arrives first", []tokenwatch.TokenUse{
+			use(time.Hour, func(u *tokenwatch.TokenUse) { u.JWT.Scope = []string{"orders:read", "profile:write"} }),
+			use(0, func(u *tokenwatch.TokenUse) { u.JWT.Scope = []string{"orders:read"} }),
+		}, []string{TypeScopeEscalation}},
 		{"same scopes on a new token", []tokenwatch.TokenUse{use(0), use(time.Hour)}, nil},
 		{"fewer scopes on a new token", []tokenwatch.TokenUse{
 			use(0, func(u *tokenwatch.TokenUse) { u.JWT.Scope = []string{"orders:read", "profile:read"} }),

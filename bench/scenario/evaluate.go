@@ -87,8 +87,10 @@ func LoadTruth(dir string) (*Truth, error) {
 	return &t, nil
 }
 
-// ReadAlerts reads alert JSON lines (tokenwatch --alerts-file output).
-// Lines that are not alerts are an error: the file is tokenwatch's own output.
+// ReadAlerts reads alert JSON lines: plain alerts (a webhook receiver's log,
+// the demo's alerts.jsonl) or outbox envelopes {"alert": {...}, ...}
+// (tokenwatch run --alerts-file). Lines that are neither are an error: the
+// file is tokenwatch's own output.
 func ReadAlerts(r io.Reader) ([]Alert, error) {
 	var out []Alert
 	sc := bufio.NewScanner(r)
@@ -98,11 +100,20 @@ func ReadAlerts(r io.Reader) ([]Alert, error) {
 		if line == "" {
 			continue
 		}
-		var a Alert
+		var a struct {
+			Alert
+			Envelope *Alert `json:"alert"`
+		}
 		if err := json.Unmarshal([]byte(line), &a); err != nil {
 			return nil, fmt.Errorf("alerts line %d: %w", n, err)
 		}
-		out = append(out, a)
+		if a.Envelope != nil {
+			a.Alert = *a.Envelope
+		}
+		if a.Type == "" {
+			return nil, fmt.Errorf("alerts line %d: not an alert (no type)", n)
+		}
+		out = append(out, a.Alert)
 	}
 	return out, sc.Err()
 }

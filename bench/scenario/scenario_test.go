@@ -177,9 +177,12 @@ func TestEvaluate(t *testing.T) {
 
 func TestReadAlerts(t *testing.T) {
 	in := `{"id":"x","type":"token_leak","fingerprint":"ab","event_time":"2026-03-02T06:00:00Z","summary":"s"}` + "\n\n"
-	as, err := ReadAlerts(strings.NewReader(in))
-	if err != nil || len(as) != 1 || as[0].Type != "token_leak" {
+	as, err := ReadAlerts(strings.NewReader(in + `{"alert":{"id":"y","type":"impossible_travel","fingerprint":"cd"},"enqueued_at":"2026-03-02T06:00:01Z"}` + "\n"))
+	if err != nil || len(as) != 2 || as[0].Type != "token_leak" || as[1].Type != "impossible_travel" || as[1].Fingerprint != "cd" {
 		t.Fatalf("ReadAlerts = %v, %v", as, err)
+	}
+	if _, err := ReadAlerts(strings.NewReader(`{"hello":1}` + "\n")); err == nil {
+		t.Error("a line that is not an alert was accepted")
 	}
 	if _, err := ReadAlerts(io.MultiReader(strings.NewReader(in), strings.NewReader("not json\n"))); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("bad line error = %v", err)
