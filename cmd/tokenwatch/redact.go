@@ -122,7 +122,7 @@ func runRedact(ctx context.Context, env *cliEnv, args []string) int {
 	cfg := defaultEngine
 	cfg.workers = *jobs
 	cfg.keepBinary = true
-	eng := newEngine(env, "redact", cfg, detect.DefaultMaxTokenLen, func() (*detect.Scanner, error) { return sc, nil })
+	eng := newEngine(env, "redact", cfg, sc, detect.DefaultMaxTokenLen)
 	out := &redactOutput{w: bufio.NewWriterSize(w, 256<<10), margin: cfg.margin}
 	stop := eng.progress(ctx)
 	runErr := eng.run(ctx, []*input{in}, out)
@@ -218,8 +218,6 @@ type redactOutput struct {
 	// bytes were already written or replaced.
 	skipTo int64
 }
-
-func (o *redactOutput) inputDone(*input, bool) {}
 
 func (o *redactOutput) replace(kind string, fp []byte) error {
 	o.marker = appendRedactMarker(o.marker[:0], kind, fp)

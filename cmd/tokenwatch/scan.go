@@ -168,7 +168,7 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 
 	cfg := defaultEngine
 	cfg.workers = *jobs
-	eng := newEngine(env, "scan", cfg, detect.DefaultMaxTokenLen, func() (*detect.Scanner, error) { return sc, nil })
+	eng := newEngine(env, "scan", cfg, sc, detect.DefaultMaxTokenLen)
 	out := &scanOutput{w: bufio.NewWriterSize(env.stdout, 64<<10), format: *format, suppress: suppress, eng: eng}
 	if *format == "sarif" {
 		out.ruleIndex = map[string]int{}
@@ -236,8 +236,6 @@ func (o *scanOutput) flush() error {
 	}
 	return nil
 }
-
-func (o *scanOutput) inputDone(*input, bool) {}
 
 func (o *scanOutput) consume(j *job) error {
 	if o.format == "sarif" && j.window && j.base == 0 {

@@ -85,28 +85,21 @@ type job struct {
 	ownLo, ownHi int
 	last         bool
 
-	// marker jobs carry no data: they tell the consumer that input in ended
-	// (failed: with an I/O error).
-	marker, failed bool
-
 	hits []hit
 	done chan struct{}
 }
 
-// consumer receives jobs in input order. It must not retain j.data after
-// returning.
+// consumer receives jobs in input order, from one goroutine. It must not
+// retain j.data after returning.
 type consumer interface {
 	consume(j *job) error
-	// inputDone is called after the last job of an input, also for skipped
-	// inputs and for inputs that failed with an I/O error (failed).
-	inputDone(in *input, failed bool)
 }
 
 // engine runs the pipeline.
 type engine struct {
 	cfg      engineConfig
 	overlap  int
-	newScan  func() (*detect.Scanner, error)
+	sc       *detect.Scanner // safe for concurrent use
 	maxToken int
 	pool     sync.Pool
 	env      *cliEnv
@@ -118,11 +111,13 @@ type engine struct {
 	errMu     sync.Mutex // serialises stderr writes (errors and progress)
 }
 
-func newEngine(env *cliEnv, cmd string, cfg engineConfig, maxToken int, newScan func() (*detect.Scanner, error)) *engine {
+// newEngine returns an engine scanning with sc, whose longest credential is
+// maxToken bytes (it sizes the window overlap).
+func newEngine(env *cliEnv, cmd string, cfg engineConfig, sc *detect.Scanner, maxToken int) *engine {
 	if cfg.workers <= 0 {
 		cfg.workers = runtime.GOMAXPROCS(0)
 	}
-	e := &engine{cfg: cfg, newScan: newScan, maxToken: maxToken, env: env, cmd: cmd}
+	e := &engine{cfg: cfg, sc: sc, maxToken: maxToken, env: env, cmd: cmd}
 	e.overlap = maxToken + 2*cfg.margin
 	if cfg.maxLine < 2*e.overlap {
 		panic(fmt.Sprintf("BUG: engine maxLine %d must be at least twice the overlap %d", cfg.maxLine, e.overlap))
@@ -165,14 +160,10 @@ func (e *engine) run(ctx context.Context, inputs []*input, c consumer) error {
 	order := make(chan *job, 2*e.cfg.workers+2)
 	var wg sync.WaitGroup
 	for range e.cfg.workers {
-		sc, err := e.newScan()
-		if err != nil {
-			return fmt.Errorf("create scanner: %w", err)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.worker(sc, jobs)
+			e.worker(e.sc, jobs)
 		}()
 	}
 	// Producer.
@@ -185,18 +176,9 @@ func (e *engine) run(ctx context.Context, inputs []*input, c consumer) error {
 			if ctx.Err() != nil {
 				return
 			}
-			err := e.produce(ctx, in, jobs, order)
-			// A marker job tells the consumer the input ended.
-			m := &job{in: in, marker: true, done: make(chan struct{})}
-			close(m.done)
-			if err != nil && !errors.Is(err, context.Canceled) {
+			// An I/O error ends this input only: report it, go on.
+			if err := e.produce(ctx, in, jobs, order); err != nil && !errors.Is(err, context.Canceled) {
 				e.ioError(err)
-				m.failed = true
-			}
-			select {
-			case order <- m:
-			case <-ctx.Done():
-				return
 			}
 		}
 	}()
@@ -209,10 +191,6 @@ func (e *engine) run(ctx context.Context, inputs []*input, c consumer) error {
 		if ctx.Err() != nil {
 			runErr = ctx.Err()
 			break
-		}
-		if j.marker {
-			c.inputDone(j.in, j.failed)
-			continue
 		}
 		if err := c.consume(j); err != nil {
 			runErr = err
