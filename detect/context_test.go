@@ -99,7 +99,7 @@ func TestBearerJWTIsOneFinding(t *testing.T) {
 func TestManyFindingsInOrder(t *testing.T) {
 	s := newTestScanner(t)
 	gh := ghToken("ghp_", "abcdefghijklmnopqrstuvwxyz0123")
-	line := `Authorization: Bearer ` + jwtHS + ` refresh_token=tGzv3JOkF0XG5Qx2TlKWIA key=` + gh + ` AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY`
+	line := `Authorization: Bearer ` + jwtHS + ` refresh_token=tGzv3JOkF0XG5Qx2TlKWIA key=` + gh + ` AKIAQYLPMN5HHHFPZAM2 wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLQKE`
 	dst := s.Scan([]byte("Bearer "+jwtNone), nil)
 	fs := s.Scan([]byte(line), dst)
 	want := []string{"jwt.compact", "jwt.compact", "oauth.refresh_token", "github.classic_pat", "aws.access_key_id", "aws.secret_access_key"}

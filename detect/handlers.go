@@ -156,7 +156,7 @@ func (st *scanState) basicAt(j int) bool {
 			return false
 		}
 	}
-	if isMasked(dec[colon+1:]) {
+	if isMaskedPassword(dec[colon+1:]) {
 		return false
 	}
 	return st.emit(j, end, tok, KindBasic, "authorization.basic", "Basic", paramRef{}, nil)
@@ -184,7 +184,8 @@ var placeholders = []string{
 }
 
 // isMasked reports the strong signs of a masked or templated value: it starts
-// with < $ { [ * % ( #, or holds a run of x, * or '.'.
+// with < $ { [ * % ( #, holds "***" or "...", or is mostly x/X/* (xxxx,
+// XXXX-XXXX). A random token that merely contains "xxx" is not masked.
 func isMasked(tok []byte) bool {
 	if len(tok) == 0 {
 		return true
@@ -193,7 +194,30 @@ func isMasked(tok []byte) bool {
 	case '<', '$', '{', '[', '*', '%', '(', '#':
 		return true
 	}
-	return containsFold(tok, "xxx") || bytes.Contains(tok, []byte("***")) || bytes.Contains(tok, []byte("..."))
+	return maskedBody(tok)
+}
+
+// maskedBody: "***", "...", or x/X/* making up half the value or more.
+func maskedBody(tok []byte) bool {
+	if bytes.Contains(tok, []byte("***")) || bytes.Contains(tok, []byte("...")) {
+		return true
+	}
+	x := 0
+	for _, c := range tok {
+		if c == 'x' || c == 'X' || c == '*' {
+			x++
+		}
+	}
+	return x >= 3 && 2*x >= len(tok)
+}
+
+// isMaskedPassword: a Basic password may start with any byte; only templates
+// and masks count.
+func isMaskedPassword(p []byte) bool {
+	if len(p) == 0 || maskedBody(p) {
+		return true
+	}
+	return (p[0] == '<' && p[len(p)-1] == '>') || bytes.HasPrefix(p, []byte("${")) || bytes.HasPrefix(p, []byte("{{"))
 }
 
 func isPlaceholder(tok []byte) bool {

@@ -122,7 +122,7 @@ func TestRedact(t *testing.T) {
 // trigger a finding.
 func TestRedactedPreviewIsNotAFinding(t *testing.T) {
 	s := newTestScanner(t)
-	for _, tok := range []string{jwtHS, jwtRS, "2YotnFZFEjr1zCsicMWpAA", ghToken("ghp_", "abcdefghijklmnopqrstuvwxyz0123"), "AKIAIOSFODNN7EXAMPLE"} {
+	for _, tok := range []string{jwtHS, jwtRS, "2YotnFZFEjr1zCsicMWpAA", ghToken("ghp_", "abcdefghijklmnopqrstuvwxyz0123"), "AKIAQYLPMN5HHHFPZAM2"} {
 		fs := s.Scan([]byte(tok), nil)
 		p := Redact([]byte(tok))
 		for _, line := range []string{

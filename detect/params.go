@@ -250,8 +250,10 @@ func oauthContext(line []byte) bool {
 	return false
 }
 
+// awsSecretShape: 40 bytes of [A-Za-z0-9/+] with upper and lower case, not
+// AWS's documentation example (wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY).
 func awsSecretShape(tok []byte) bool {
-	if len(tok) != 40 {
+	if len(tok) != 40 || bytes.Contains(tok, []byte("EXAMPLE")) {
 		return false
 	}
 	var have uint8

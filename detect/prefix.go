@@ -1,6 +1,9 @@
 package detect
 
-import "hash/crc32"
+import (
+	"bytes"
+	"hash/crc32"
+)
 
 // ---- well-known prefixed tokens ---------------------------------------------
 
@@ -110,7 +113,7 @@ func checkGHFine(b []byte) int {
 
 func checkGitLab(b []byte) int {
 	n := runOf(b, 300, func(c byte) bool { return isB64URL(c) || c == '.' })
-	for n > 0 && (b[n-1] == '.' || b[n-1] == '-') {
+	for n > 0 && b[n-1] == '.' {
 		n--
 	}
 	if n < 20 || n > 300 {
@@ -139,8 +142,13 @@ func checkSlack(b []byte) int {
 	return n
 }
 
+// checkAWSID: 16 base32 bytes, not AWS's documentation example (…EXAMPLE).
 func checkAWSID(b []byte) int {
-	return exact(b, 16, func(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7') })
+	n := exact(b, 16, func(c byte) bool { return (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7') })
+	if n == 0 || bytes.Contains(b[:n], []byte("EXAMPLE")) {
+		return 0
+	}
+	return n
 }
 
 func checkSendGrid(b []byte) int {
