@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -791,5 +792,45 @@ func BenchmarkScanCLI(b *testing.B) {
 		if r.code == exitUsage {
 			b.Fatal(r.stderr)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and a polling reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestScanStreamsStdin: on a stream (tail -f | tokenwatch scan) a finding is
+// printed as soon as its line is complete, before the input ends.
+func TestScanStreamsStdin(t *testing.T) {
+	pr, pw := io.Pipe()
+	var out, errb syncBuffer
+	env := &cliEnv{stdin: pr, stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() { done <- runCLI(context.Background(), env, []string{"scan", "--fingerprint-key", testKey, "-"}) }()
+	fmt.Fprintf(pw, "clean\nAuthorization: Bearer %s\npartial line without its end", sampleTokens(t)[0])
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "-:2:23 jwt") {
+		if time.Now().After(deadline) {
+			t.Fatalf("finding not printed while stdin is still open; stdout %q stderr %q", out.String(), errb.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	pw.Close()
+	if code := <-done; code != exitFindings {
+		t.Fatalf("exit %d", code)
 	}
 }
