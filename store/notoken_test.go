@@ -48,7 +48,12 @@ func (c *capture) send(_ context.Context, t *table, i, j int) error {
 // for every use (evidence and summary as the anomaly engine builds them),
 // writes everything through the Writer, and searches every value of every
 // column of every table for the planted tokens, whole or in part.
-func TestNoRawTokenInAnyRow(t *testing.T) {
+// plantedBatch returns a batch whose records carry planted credentials (a
+// JWT in an auth log and an app log, an opaque bearer token, an access_token
+// parameter, a token revoked by value), after the real scanner and parser
+// ran on it, with an alert per use built as the anomaly engine builds them.
+func plantedBatch(t testing.TB) (*tokenwatch.Batch, []string) {
+	t.Helper()
 	jwt := b64(`{"alg":"RS256","typ":"JWT","kid":"k1"}`) + "." +
 		b64(`{"iss":"https://idp.example.com","sub":"alice","aud":"api","exp":4102444800,"iat":1767225600,"jti":"jti-planted-1","client_id":"web","scope":"orders:read orders:write"}`) +
 		"." + b64("not-a-real-signature-but-long-enough-0123456789abcdef")
@@ -115,6 +120,34 @@ func TestNoRawTokenInAnyRow(t *testing.T) {
 		})
 	}
 
+	return b, planted
+}
+
+// searchPlanted reports every value that holds a planted token, whole or
+// any 12-character window of it (a redacted preview keeps at most 6 + 4
+// characters), and returns the number of hits.
+func searchPlanted(t testing.TB, values map[string][]string, planted []string) int {
+	t.Helper()
+	hits := 0
+	for col, vals := range values {
+		for _, v := range vals {
+			for _, tok := range planted {
+				for k := 0; k+12 <= len(tok); k++ {
+					if strings.Contains(v, tok[k:k+12]) {
+						hits++
+						t.Errorf("%s holds part of a planted token (12 chars at offset %d)", col, k)
+						break
+					}
+				}
+			}
+		}
+	}
+	return hits
+}
+
+func TestNoRawTokenInAnyRow(t *testing.T) {
+	b, planted := plantedBatch(t)
+	ctx := context.Background()
 	c := &capture{values: map[string][]string{}, rows: map[string]int{}}
 	w := newWriter(testConfig(), c.send, nil)
 	if err := w.Process(ctx, b); err != nil {
@@ -129,21 +162,6 @@ func TestNoRawTokenInAnyRow(t *testing.T) {
 			t.Errorf("no %s rows written; the search below would not cover that table", table)
 		}
 	}
-	// Search: each token whole, and every 12-character window of it (the
-	// redacted preview keeps at most 6 + 4 characters).
-	hits := 0
-	for col, vals := range c.values {
-		for _, v := range vals {
-			for _, tok := range planted {
-				for k := 0; k+12 <= len(tok); k++ {
-					if strings.Contains(v, tok[k:k+12]) {
-						hits++
-						t.Errorf("%s holds part of a planted token (%d chars at offset %d)", col, 12, k)
-						break
-					}
-				}
-			}
-		}
-	}
+	hits := searchPlanted(t, c.values, planted)
 	t.Logf("searched %d columns of %v rows: %d hits", len(c.values), c.rows, hits)
 }
