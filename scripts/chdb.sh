@@ -21,7 +21,12 @@ install() {
 	local t0=$SECONDS
 	if [[ ! -x "$PY" ]]; then
 		log "creating venv $VENV with $("$PYTHON" --version 2>&1)"
-		"$PYTHON" -m venv "$VENV"
+		if ! "$PYTHON" -m venv "$VENV"; then
+			# Debian's own python3 needs python3-venv for ensurepip
+			rm -rf "$VENV"
+			apt_install python3-venv
+			"$PYTHON" -m venv "$VENV"
+		fi
 	fi
 	log "pip install chdb-core==$CHDB_VERSION"
 	"$PY" -m pip install -q --disable-pip-version-check --no-input "chdb-core==$CHDB_VERSION" >&2

@@ -104,6 +104,9 @@ XML
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
+            <!-- an idle native connection notices a shutdown after poll_interval seconds
+                 (default 10): 1 keeps stop/restart fast while clients hold pooled connections -->
+            <poll_interval>1</poll_interval>
             <use_uncompressed_cache>0</use_uncompressed_cache>
             <load_balancing>random</load_balancing>
         </default>

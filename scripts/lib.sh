@@ -65,12 +65,29 @@ apt_install() {
 	done
 	((${#missing[@]} == 0)) && return 0
 	log "apt-get install ${missing[*]}"
+	# Packages such as clickhouse-server and prometheus start their service from the
+	# postinst; tests run their own server on other ports, so keep dpkg from starting
+	# one (as Debian's container images do) unless a policy is already in place.
+	local policy=/usr/sbin/policy-rc.d own_policy=0
+	if [[ ! -e "$policy" ]]; then
+		printf '#!/bin/sh\n# temporary, from tokenwatch scripts/lib.sh apt_install\nexit 101\n' | as_root tee "$policy" >/dev/null
+		as_root chmod 755 "$policy"
+		own_policy=1
+	fi
+	local rc=0
+	apt_get_install "${missing[@]}" || rc=$?
+	if ((own_policy)); then as_root rm -f "$policy"; fi
+	return "$rc"
+}
+
+# apt_get_install PKG...: apt-get install, with one apt-get update and retry on failure.
+apt_get_install() {
 	if [[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -1)" ]]; then
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	fi
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
 		{ as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; }
 }
 
 # take_lock NAME: holds an exclusive lock on .cache/NAME.lock until the script exits, so
