@@ -115,3 +115,9 @@ bench-e2e: ## end-to-end benchmark against real Kafka (bench/e2e.sh), servers st
 
 clean: ## remove build output and server data (keeps downloads in .cache)
 	rm -rf bin out $(CACHE)/kafka-data $(CACHE)/clickhouse-data $(CACHE)/test-logs
+
+.PHONY: bench-kafka
+bench-kafka: ## consume throughput: tokenwatch pipeline vs. bare kafka-go reader on real Kafka (bench/kafka.sh), servers started and stopped
+	trap '$(MAKE) --no-print-directory servers-down' EXIT; \
+	$(MAKE) --no-print-directory servers-up; \
+	$(INTEGRATION_ENV) bench/kafka.sh
