@@ -65,6 +65,14 @@ func (b *breaker) record(success bool, now time.Time) {
 	}
 }
 
+// abort forgets an attempt that allow let through but that never finished
+// (shutdown), so a half-open circuit does not wait for a probe that is gone.
+func (b *breaker) abort() {
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
+}
+
 // isOpen reports whether the circuit is open or half-open.
 func (b *breaker) isOpen() bool {
 	b.mu.Lock()

@@ -64,6 +64,9 @@ type sinkState struct {
 // DispatcherOption configures a Dispatcher.
 type DispatcherOption func(*Dispatcher)
 
+// withClock replaces the clock (tests).
+func withClock(now func() time.Time) DispatcherOption { return func(d *Dispatcher) { d.now = now } }
+
 // WithRecorder sets the DeliveryRecorder.
 func WithRecorder(r DeliveryRecorder) DispatcherOption { return func(d *Dispatcher) { d.recorder = r } }
 
@@ -190,6 +193,7 @@ func (d *Dispatcher) deliverSink(ctx context.Context, env *Envelope, name string
 		attempts++
 		last = d.attempt(ctx, st, env, id)
 		if ctx.Err() != nil {
+			st.br.abort()
 			return ctx.Err()
 		}
 		st.br.record(last.Outcome != OutcomeRetry, d.now())
@@ -374,7 +378,17 @@ func (d *Dispatcher) run(ctx context.Context, src Source, handle func(context.Co
 		}
 	})
 	var fetchErr error
+	chain := map[string]chan struct{}{}
 	for {
+		if len(chain) > 4*d.cfg.Dispatcher.Concurrency {
+			for k, c := range chain {
+				select {
+				case <-c:
+					delete(chain, k)
+				default:
+				}
+			}
+		}
 		it, err := src.Fetch(ctx)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
@@ -384,6 +398,12 @@ func (d *Dispatcher) run(ctx context.Context, src Source, handle func(context.Co
 		}
 		tr.add(it)
 		d.inflight.Add(1)
+		// Deliveries of one token's alerts keep their outbox order (an update
+		// never overtakes its first alert): each waits for the previous one.
+		key := orderKey(it)
+		prev := chain[key]
+		mine := make(chan struct{})
+		chain[key] = mine
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -393,7 +413,14 @@ func (d *Dispatcher) run(ctx context.Context, src Source, handle func(context.Co
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-sem; d.inflight.Add(-1) }()
+			defer func() { close(mine); <-sem; d.inflight.Add(-1) }()
+			if prev != nil {
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					return
+				}
+			}
 			if err := handle(ctx, it); err != nil {
 				if ctx.Err() == nil {
 					d.log.Error("delivery not finished; the message will be retried after a restart", "partition", it.Partition, "offset", it.Offset, "err", err)
@@ -416,6 +443,26 @@ func (d *Dispatcher) run(ctx context.Context, src Source, handle func(context.Co
 		return commitErr
 	}
 	return ctx.Err()
+}
+
+// orderKey returns the fingerprint an outbox message or dead letter is about.
+func orderKey(it *Item) string {
+	if it.Key != "" {
+		return it.Key
+	}
+	var k struct {
+		Alert    struct{ Fingerprint string } `json:"alert"`
+		Envelope struct {
+			Alert struct{ Fingerprint string } `json:"alert"`
+		} `json:"envelope"`
+	}
+	if json.Unmarshal(it.Value, &k) != nil {
+		return ""
+	}
+	if k.Alert.Fingerprint != "" {
+		return k.Alert.Fingerprint
+	}
+	return k.Envelope.Alert.Fingerprint
 }
 
 // tracker keeps fetched items per partition in fetch order.

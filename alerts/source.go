@@ -17,7 +17,9 @@ import (
 
 // Item is one message read from the outbox or the dead-letter queue.
 type Item struct {
-	Value     []byte
+	Value []byte
+	// Key is the Kafka message key (the fingerprint), "" for files.
+	Key       string
 	Partition int
 	// Offset is the Kafka offset, or for files the byte offset just past the line.
 	Offset int64
@@ -149,7 +151,7 @@ func (s *KafkaSource) Fetch(ctx context.Context) (*Item, error) {
 				delete(s.remaining, m.Partition)
 			}
 		}
-		return &Item{Value: m.Value, Partition: m.Partition, Offset: m.Offset, msg: m}, nil
+		return &Item{Value: m.Value, Key: string(m.Key), Partition: m.Partition, Offset: m.Offset, msg: m}, nil
 	}
 }
 

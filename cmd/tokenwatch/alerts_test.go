@@ -174,3 +174,15 @@ func TestAlertsUsage(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 }
+
+func FuzzDecodeAlertLine(f *testing.F) {
+	for _, s := range []string{`{"id":"a","type":"token_leak"}`, `{"alert":{"id":"a","type":"t"},"sealed":"AQ=="}`, `{`, `[]`, `{"alert":1}`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeAlertLine(b)
+		if err == nil && (e.Alert.ID == "" || e.Alert.Type == "" || e.EnqueuedAt.IsZero()) {
+			t.Fatalf("accepted %q as %+v", b, e)
+		}
+	})
+}
