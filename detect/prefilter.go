@@ -67,6 +67,10 @@ type matcher struct {
 	// whose window contains that bigram.
 	tab   [foldMask + 1]uint8
 	lists [][]bigramCand
+	// win[folded bigram] has bit 0 set when the bigram starts some anchor's
+	// window and bit 1 when it ends one: a lane hit becomes a candidate only
+	// when a whole 3-byte window is present.
+	win [foldMask + 1]uint8
 }
 
 func foldPair(a, b byte) uint16 { return (uint16(a) | uint16(b)<<8) & foldMask }
@@ -97,6 +101,8 @@ func newMatcher(anchors []anchor) *matcher {
 		t := a.text
 		add(foldPair(t[a.win], t[a.win+1]), bigramCand{uint8(i), int8(-a.win)})
 		add(foldPair(t[a.win+1], t[a.win+2]), bigramCand{uint8(i), int8(-a.win - 1)})
+		m.win[foldPair(t[a.win], t[a.win+1])] |= 1
+		m.win[foldPair(t[a.win+1], t[a.win+2])] |= 2
 	}
 	return m
 }
@@ -112,26 +118,43 @@ func (m *matcher) nextBlock(line []byte, i int, out *[maxBlockCands]cand) (n, ne
 	if i < 0 {
 		i = 0
 	}
-	for i+8 <= len(line) {
-		w := binary.LittleEndian.Uint64(line[i : i+8])
-		e0, e1, e2, e3 := m.tab[w&foldMask], m.tab[(w>>16)&foldMask], m.tab[(w>>32)&foldMask], m.tab[(w>>48)&foldMask]
-		if e0|e1|e2|e3 == 0 {
-			i += 8
+	t := &m.tab
+	for ; i <= len(line)-8; i += 8 {
+		w := binary.LittleEndian.Uint64(line[i:])
+		if t[w&foldMask]|t[(w>>16)&foldMask]|t[(w>>32)&foldMask]|t[(w>>48)&foldMask] == 0 {
 			continue
 		}
-		n = m.collect(line, i, e0, out, n)
-		n = m.collect(line, i+2, e1, out, n)
-		n = m.collect(line, i+4, e2, out, n)
-		n = m.collect(line, i+6, e3, out, n)
-		i += 8
-		if n > 0 {
-			return n, i
+		if n = m.hitBlock(line, i, w, out); n > 0 {
+			return n, i + 8
 		}
 	}
 	for ; i+1 < len(line); i += 2 {
-		n = m.collect(line, i, m.tab[foldPair(line[i], line[i+1])], out, n)
+		n = m.lane(line, i, m.tab[foldPair(line[i], line[i+1])], out, n)
 	}
 	return n, len(line)
+}
+
+// hitBlock collects the candidates of the 8-byte block w at line[i:].
+func (m *matcher) hitBlock(line []byte, i int, w uint64, out *[maxBlockCands]cand) int {
+	n := 0
+	for k := 0; k < 4; k++ {
+		n = m.lane(line, i+2*k, m.tab[(w>>(16*k))&foldMask], out, n)
+	}
+	return n
+}
+
+// lane handles a table hit for the bigram at x: it collects candidates only
+// when the bigram and its neighbour form a whole window.
+func (m *matcher) lane(line []byte, x int, e uint8, out *[maxBlockCands]cand, n int) int {
+	if e == 0 {
+		return n
+	}
+	f := m.win[foldPair(line[x], line[x+1])]
+	if f&1 != 0 && x+2 < len(line) && m.win[foldPair(line[x+1], line[x+2])]&2 != 0 ||
+		f&2 != 0 && x > 0 && m.win[foldPair(line[x-1], line[x])]&1 != 0 {
+		return m.collect(line, x, e, out, n)
+	}
+	return n
 }
 
 func (m *matcher) collect(line []byte, x int, e uint8, out *[maxBlockCands]cand, n int) int {

@@ -309,7 +309,7 @@ func anchorSet() []anchor {
 		{"npm_", 0, ruleNPM}, {"AKIA", 0, ruleAWS}, {"ASIA", 1, ruleAWS}, {"SG.", 0, ruleSG},
 		{"sk-proj-", 0, ruleOpenAI}, {"sk-svcacct-", 0, ruleOpenAI}, {"sk-admin-", 0, ruleOpenAI}, {"T3BlbkFJ", 5, ruleOpenAILegacy},
 		{"sk-ant-", 0, ruleAnthro}, {"hf_", 0, ruleHF},
-		{"shpat_", 0, ruleShopify}, {"shpca_", 0, ruleShopify}, {"shppa_", 0, ruleShopify}, {"shpss_", 0, ruleShopify},
+		{"shpat_", 1, ruleShopify}, {"shpca_", 1, ruleShopify}, {"shppa_", 1, ruleShopify}, {"shpss_", 1, ruleShopify},
 		{"dop_v1_", 2, ruleDO}, {"doo_v1_", 2, ruleDO}, {"dor_v1_", 2, ruleDO},
 		{"pypi-AgEIcHlwaS5vcmc", 1, rulePyPI},
 	}
