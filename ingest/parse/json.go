@@ -67,11 +67,11 @@ func (c *collected) get(f field) []byte {
 }
 
 type jsonFrame struct {
+	restore   int32 // path length to restore when the container closes
+	seg       int32 // start of the container's own key segment in path
 	arr       bool
 	headers   bool // a request-headers object, or an array directly inside one
 	untracked bool // under a key path too long to look up
-	restore   int  // path length to restore when the container closes
-	seg       int  // start of the container's own key segment in path
 }
 
 // walkJSON scans the JSON object in data once, iteratively (no recursion, so depth
@@ -167,7 +167,7 @@ func walkJSON(data []byte, keys map[string]keyInfo, c *collected) string {
 				if depth == maxJSONDepth {
 					return reasonJSONDepth
 				}
-				f := jsonFrame{arr: ch == '[', restore: restore, seg: seg, untracked: untracked}
+				f := jsonFrame{arr: ch == '[', restore: int32(restore), seg: int32(seg), untracked: untracked}
 				if !untracked {
 					if ch == '{' {
 						f.headers = isHeaderObject(path, seg)
@@ -253,7 +253,7 @@ func walkJSON(data []byte, keys map[string]keyInfo, c *collected) string {
 			return ""
 		}
 		path = path[:f.restore]
-		seg = f.seg
+		seg = int(f.seg)
 		state = stAfter
 	}
 }
