@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/tokenwatch/tokenwatch"
@@ -92,6 +93,10 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 			slog.Warn("tokenwatch run: telemetry shutdown", "err", err)
 		}
 	}()
+
+	if cfg.Ingest.KafkaEnabled() {
+		tel.AddCheck("kafka", brokersReachable(cfg.Ingest.Kafka.Brokers))
+	}
 
 	stages, names, closeStages, err := buildStages(ctx, cfg, env, tel)
 	if err != nil {
@@ -254,4 +259,21 @@ func openStore(ctx context.Context, cfg store.Config) (*store.Writer, func() err
 		defer cancel()
 		return errors.Join(w.Close(cctx), conn.Close())
 	}, nil
+}
+
+// brokersReachable is the kafka readiness check: at least one broker accepts
+// a TCP connection.
+func brokersReachable(brokers []string) telemetry.Check {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		var errs []error
+		for _, b := range brokers {
+			c, err := d.DialContext(ctx, "tcp", b)
+			if err == nil {
+				return c.Close()
+			}
+			errs = append(errs, err)
+		}
+		return fmt.Errorf("no kafka broker reachable: %w", errors.Join(errs...))
+	}
 }
