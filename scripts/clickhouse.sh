@@ -180,8 +180,8 @@ start() {
 	# shellcheck disable=SC2086 # cmd may be "clickhouse server"
 	setsid nohup $cmd --config-file="$CDIR/config.xml" >"$LOGDIR/stdout.log" 2>&1 </dev/null 9>&- &
 	echo $! >"$PIDFILE"
-	local i
-	for ((i = 0; i < 600; i++)); do
+	local deadline=$((SECONDS + ${CLICKHOUSE_START_TIMEOUT:-300}))
+	while ((SECONDS < deadline)); do
 		if ! pid_alive "$PIDFILE"; then
 			tail -n 40 "$LOGDIR/stdout.log" "$LOGDIR/clickhouse-server.err.log" >&2 2>/dev/null || true
 			rm -f "$PIDFILE"
@@ -195,7 +195,7 @@ start() {
 	done
 	tail -n 40 "$LOGDIR/clickhouse-server.err.log" >&2 2>/dev/null || true
 	stop
-	die "clickhouse-server did not answer SELECT 1 within 120s"
+	die "clickhouse-server did not answer SELECT 1 within ${CLICKHOUSE_START_TIMEOUT:-300}s"
 }
 
 stop() {
