@@ -118,6 +118,9 @@ type SinkConfig struct {
 	AuthMethod string `yaml:"auth_method"`
 	// TokenTypeHint is access_token, refresh_token or empty.
 	TokenTypeHint string `yaml:"token_type_hint"`
+	// Kinds are the credential kinds (detect's Finding.Kind) this endpoint
+	// revokes; only those are sealed and sent. Default DefaultRevocableKinds.
+	Kinds []string `yaml:"kinds"`
 
 	// SSF: the SET issuer and audience, the signing key and the events to send.
 	SETIssuer string   `yaml:"set_issuer"`
@@ -251,6 +254,9 @@ func sinkDefaults(s SinkConfig) SinkConfig {
 	case SinkRFC7009:
 		if s.AuthMethod == "" {
 			s.AuthMethod = "client_secret_basic"
+		}
+		if len(s.Kinds) == 0 {
+			s.Kinds = DefaultRevocableKinds
 		}
 	case SinkSSF:
 		if s.Alg == "" {

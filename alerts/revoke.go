@@ -31,8 +31,8 @@ func (r *revokeSink) accepts(env *Envelope) (bool, string) {
 	if len(env.Sealed) == 0 {
 		return false, "no sealed token in the envelope (revocation not configured when the token was seen, or not a revocable credential)"
 	}
-	if !r.cfg.MatchAnyIssuer && env.Alert.Issuer != r.cfg.Issuer {
-		return false, fmt.Sprintf("alert issuer %q is not this sink's issuer", env.Alert.Issuer)
+	if !revocableBy(&r.cfg, env.Alert.Kind, env.Alert.Issuer) {
+		return false, fmt.Sprintf("a %s credential of issuer %q is not revoked by this sink (issuer, match_any_issuer, kinds)", env.Alert.Kind, env.Alert.Issuer)
 	}
 	return true, ""
 }

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"github.com/tokenwatch/tokenwatch"
@@ -87,5 +88,49 @@ func TestAppendFormEscapeMatchesNetURL(t *testing.T) {
 		if dec, err := urlUnescape(got); err != nil || dec != s {
 			t.Fatalf("escape(%q) = %q decodes to %q, %v", s, got, dec, err)
 		}
+	}
+}
+
+func TestSealStage(t *testing.T) {
+	s := testSealer(t)
+	c := DefaultConfig()
+	c.Sinks = []SinkConfig{{Name: "idp", Type: SinkRFC7009, URL: "https://idp/revoke", Issuer: "https://idp.example", ClientID: "c"}}
+	st := NewSealStage(c, s)
+	line := []byte("Authorization: Bearer " + plantedToken + " and ghp_0123456789abcdefghijklmnopqrstuvwxyzAB")
+	tokStart := len("Authorization: Bearer ")
+	tokEnd := tokStart + len(plantedToken)
+	b := &tokenwatch.Batch{Records: []tokenwatch.Record{
+		{Raw: []byte("clean line")},
+		{Raw: line, Findings: []tokenwatch.Finding{
+			{Kind: "jwt", Start: tokStart, End: tokEnd, Fingerprint: tokenwatch.Fingerprint{1}, JWT: &tokenwatch.JWTInfo{Iss: "https://idp.example"}},
+			{Kind: "jwt", Start: tokStart, End: tokEnd, Fingerprint: tokenwatch.Fingerprint{2}, JWT: &tokenwatch.JWTInfo{Iss: "https://other.example"}},
+			{Kind: "github_pat", Start: tokEnd + 5, End: len(line), Fingerprint: tokenwatch.Fingerprint{3}},
+		}},
+	}}
+	if err := st.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	f := b.Records[1].Findings
+	if tok, err := s.Open(f[0].Sealed, f[0].Fingerprint); err != nil || string(tok) != plantedToken {
+		t.Fatalf("issuer's JWT not sealed to the token: %v", err)
+	}
+	if f[1].Sealed != nil || f[2].Sealed != nil {
+		t.Fatal("sealed a credential no rfc7009 sink revokes")
+	}
+	if NewSealStage(DefaultConfig(), nil) != nil {
+		t.Fatal("seal stage without rfc7009 sinks")
+	}
+}
+
+func TestSealStageCleanBatchAllocatesNothing(t *testing.T) {
+	c := DefaultConfig()
+	c.Sinks = []SinkConfig{{Name: "idp", Type: SinkRFC7009, URL: "https://idp/revoke", MatchAnyIssuer: true, ClientID: "c"}}
+	st := NewSealStage(c, testSealer(t))
+	b := &tokenwatch.Batch{}
+	for range 256 {
+		b.Records = append(b.Records, tokenwatch.Record{Raw: []byte("GET /healthz 200")})
+	}
+	if n := testing.AllocsPerRun(100, func() { st.Process(context.Background(), b) }); n != 0 {
+		t.Fatalf("%v allocations per clean batch", n)
 	}
 }

@@ -323,6 +323,24 @@ func decodeAlertLine(b []byte) (*alerts.Envelope, error) {
 	return &e, nil
 }
 
+// buildSealStage returns the stage that seals revocable token values right
+// after the scanner, or nil when no rfc7009 sink is configured.
+func buildSealStage(cfg config.Config, env *cliEnv) (tokenwatch.Stage, error) {
+	ac := cfg.Alerts
+	hasRevoke := false
+	for _, s := range ac.Sinks {
+		hasRevoke = hasRevoke || s.Type == alerts.SinkRFC7009
+	}
+	if !hasRevoke {
+		return nil, nil
+	}
+	sealer, err := alerts.NewSealerFromConfig(ac, env.getenv)
+	if err != nil {
+		return nil, err
+	}
+	return alerts.NewSealStage(ac, sealer), nil
+}
+
 // buildAlertsStage returns the outbox stage of `tokenwatch run` and, when
 // alerts.dispatcher.in_process is set and sinks are configured, starts the
 // dispatcher in this process. close flushes pending updates, stops the

@@ -160,6 +160,15 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	}
 	add("scan", scanner)
 
+	// 1b. seal (alerts): token values an rfc7009 sink may revoke -> Finding.Sealed.
+	sealStage, err := buildSealStage(cfg, env)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("alerts: %w", err)
+	}
+	if sealStage != nil {
+		add("seal", sealStage)
+	}
+
 	// 2. parse (ingest/parse): fields of records with findings -> b.Uses;
 	//    revocation records -> b.Revocations.
 	parser, err := parse.New(cfg.Parse, parse.WithFingerprinter(scanner))
