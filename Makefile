@@ -106,12 +106,13 @@ bench: ## Go benchmarks of every package (plus bench/scan.sh when present)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	@if [[ -x bench/scan.sh ]]; then bench/scan.sh; fi
 
-bench-e2e: ## end-to-end benchmark against real Kafka (bench/e2e.sh), servers started and stopped
-	@if [[ ! -x bench/e2e.sh ]]; then \
-		echo "make bench-e2e: bench/e2e.sh does not exist yet; nothing to run."; exit 2; fi; \
+bench-e2e: ## end-to-end benchmarks against real Kafka (bench/kafka.sh, bench/e2e.sh), servers started and stopped
+	@scripts=(); for f in bench/kafka.sh bench/e2e.sh; do if [[ -x "$$f" ]]; then scripts+=("$$f"); fi; done; \
+	if (($${#scripts[@]} == 0)); then \
+		echo "make bench-e2e: neither bench/kafka.sh nor bench/e2e.sh exists yet; nothing to run."; exit 2; fi; \
 	trap '$(MAKE) --no-print-directory servers-down' EXIT; \
 	$(MAKE) --no-print-directory servers-up; \
-	$(INTEGRATION_ENV) bench/e2e.sh
+	for f in "$${scripts[@]}"; do echo "== $$f"; $(INTEGRATION_ENV) "$$f"; done
 
 clean: ## remove build output and server data (keeps downloads in .cache)
 	rm -rf bin out $(CACHE)/kafka-data $(CACHE)/clickhouse-data $(CACHE)/test-logs
