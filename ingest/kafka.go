@@ -46,7 +46,6 @@ type KafkaSource struct {
 	committed map[topicPartition]int64 // highest offset committed by this process
 	lag       map[topicPartition]prometheus.Gauge
 	commitBuf []kafka.Message
-	fetchErr  error // an error seen after a batch already had records
 
 	stop chan struct{}
 	done chan struct{}
@@ -159,23 +158,9 @@ func (s *KafkaSource) Next(ctx context.Context, b *tokenwatch.Batch) error {
 	kb := s.batchState(b)
 	clear(kb.hi)
 	clear(kb.hwm)
-	s.mu.Lock()
-	err := s.fetchErr
-	s.fetchErr = nil
-	s.mu.Unlock()
+	m, err := s.fetchFirst(ctx)
 	if err != nil {
 		return err
-	}
-
-	m, err := s.r.FetchMessage(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if errors.Is(err, io.EOF) {
-			return io.EOF // reader closed
-		}
-		return fmt.Errorf("kafka fetch: %w", err)
 	}
 	first := len(b.Records)
 	nbytes := 0
@@ -208,10 +193,9 @@ func (s *KafkaSource) Next(ctx context.Context, b *tokenwatch.Batch) error {
 		m, err = s.r.FetchMessage(fctx)
 		if err != nil {
 			if fctx.Err() == nil && !errors.Is(err, io.EOF) {
-				// Deliver what we have; report the error on the next call.
-				s.mu.Lock()
-				s.fetchErr = fmt.Errorf("kafka fetch: %w", err)
-				s.mu.Unlock()
+				// Deliver what we have; the next Next waits out the error.
+				metricKafkaFetchErrors.Inc()
+				slog.Warn("kafka: fetch failed; the reader retries by itself", "err", err)
 			}
 			break
 		}
@@ -233,6 +217,35 @@ func (s *KafkaSource) Next(ctx context.Context, b *tokenwatch.Batch) error {
 	metricRecords.WithLabelValues("kafka").Add(float64(len(b.Records) - first))
 	metricBytes.WithLabelValues("kafka").Add(float64(nbytes))
 	return nil
+}
+
+// fetchFirst blocks for the first message of a batch. Fetch errors (a group
+// join that failed its attempts, a broker gone) are transient for the Reader,
+// which keeps healing in the background: they are counted and logged, and the
+// fetch is retried, so a rebalance or a broker restart never stops the pipeline.
+func (s *KafkaSource) fetchFirst(ctx context.Context) (kafka.Message, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		m, err := s.r.FetchMessage(ctx)
+		switch {
+		case err == nil:
+			return m, nil
+		case ctx.Err() != nil:
+			return m, ctx.Err()
+		case errors.Is(err, io.EOF):
+			return m, io.EOF // reader closed
+		}
+		metricKafkaFetchErrors.Inc()
+		slog.Warn("kafka: fetch failed; retrying", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return m, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // Commit implements Source.

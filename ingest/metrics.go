@@ -49,6 +49,10 @@ var (
 		Name: "tokenwatch_ingest_kafka_commits_lost_total",
 		Help: "Offset commits rejected because of a rebalance; their records are redelivered (at-least-once).",
 	})
+	metricKafkaFetchErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tokenwatch_ingest_kafka_fetch_errors_total",
+		Help: "Fetch errors reported by the Kafka reader (retried; the reader heals by itself).",
+	})
 	metricKafkaRebalances = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tokenwatch_ingest_kafka_rebalances_total",
 		Help: "Consumer group generations joined by this process.",
