@@ -3,9 +3,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,11 +23,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch"
@@ -174,3 +186,212 @@ func buildBinaryTB(tb testing.TB) string {
 	}
 	return bin
 }
+
+// TestRunDeliversToEverySink: application log lines with leaked JWTs are
+// produced to Kafka; `tokenwatch run` (subprocess) raises token_leak alerts and
+// delivers each to a signed webhook, the issuer's RFC 7009 revocation endpoint
+// (with the very token, client_secret_basic) and a Shared Signals receiver (a
+// SET that verifies with the public key). The outbox topic never holds a token
+// in clear.
+func TestRunDeliversToEverySink(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	logs := testenv.CreateTopic(t, "e2e-sinks-logs", 1)
+	outbox := testenv.CreateTopic(t, "e2e-sinks-outbox", 1)
+	dlq := testenv.CreateTopic(t, "e2e-sinks-dlq", 1)
+	const n = 5
+	tokens := map[string]string{} // jti -> token
+	for i := range n {
+		id := "sinks-" + strconv.Itoa(i)
+		tokens[id] = fakeJWT(id)
+	}
+
+	type got struct {
+		mu       sync.Mutex
+		hooks    map[string]bool // jti
+		revoked  map[string]bool // token
+		sets     map[string]bool // txn
+		problems []string
+	}
+	g := &got{hooks: map[string]bool{}, revoked: map[string]bool{}, sets: map[string]bool{}}
+	problem := func(f string, a ...any) {
+		g.mu.Lock()
+		g.problems = append(g.problems, fmt.Sprintf(f, a...))
+		g.mu.Unlock()
+	}
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := verifyStdWebhook(secret, r.Header, body); err != nil {
+			problem("webhook signature: %v", err)
+		}
+		var a tokenwatch.Alert
+		json.Unmarshal(body, &a)
+		g.mu.Lock()
+		g.hooks[a.JTI] = true
+		g.mu.Unlock()
+	}))
+	defer hook.Close()
+	revoke := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if u, p, ok := r.BasicAuth(); !ok || u != "tokenwatch" || p != "client-secret" {
+			problem("revocation client auth %q %q %v", u, p, ok)
+		}
+		g.mu.Lock()
+		g.revoked[r.PostForm.Get("token")] = true
+		g.mu.Unlock()
+	}))
+	defer revoke.Close()
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(ecKey)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "ssf.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	ssf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		jws, err := jose.ParseSigned(string(body), []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			problem("SET: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		payload, err := jws.Verify(&ecKey.PublicKey)
+		if err != nil {
+			problem("SET signature: %v", err)
+		}
+		var c struct {
+			Txn   string         `json:"txn"`
+			SubID map[string]any `json:"sub_id"`
+		}
+		json.Unmarshal(payload, &c)
+		if c.SubID["format"] != "iss_sub" || c.SubID["iss"] != "https://idp.example.com" {
+			problem("SET subject %v", c.SubID)
+		}
+		g.mu.Lock()
+		g.sets[c.Txn] = true
+		g.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer ssf.Close()
+
+	bin := buildBinaryTB(t)
+	cfgPath := filepath.Join(dir, "tw.yaml")
+	cfg := fmt.Sprintf(`ingest:
+  kafka:
+    brokers: [%q]
+    group_id: e2e-%s
+    topics: [{name: %s, kind: app}]
+    flush_interval: 5ms
+    session_timeout: 6s
+    heartbeat_interval: 500ms
+alerts:
+  sealing_key: BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=
+  sinks:
+    - {name: soar, type: webhook, url: %q, secrets: [%q]}
+    - {name: idp, type: rfc7009, url: %q, issuer: "https://idp.example.com", client_id: tokenwatch, client_secret: client-secret, token_type_hint: access_token}
+    - {name: ssf, type: ssf, url: %q, set_issuer: "https://tokenwatch.test", audience: ["https://rp.test"], key_file: %s, kid: k1}
+  default_sinks: [soar, idp, ssf]
+  outbox: {brokers: [%q], topic: %s}
+  dead_letter: {topic: %s}
+  dispatcher: {group: e2e-dispatch-%s, state_file: %s, session_timeout: 6s}
+telemetry:
+  listen: ""
+detect:
+  fingerprint_key: %s
+`, brokers[0], logs, logs, hook.URL, secret, revoke.URL, ssf.URL, keyFile, brokers[0], outbox, dlq, outbox, filepath.Join(dir, "state.json"), testKey)
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	var logBuf syncWriter
+	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: logs, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	for id, tok := range tokens {
+		line := `{"level":"debug","service":"orders","msg":"upstream call","headers":{"authorization":"Bearer ` + tok + `"},"req":"` + id + `"}`
+		if err := w.WriteMessages(context.Background(), kafka.Message{Value: []byte(line)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		g.mu.Lock()
+		done := len(g.hooks) >= n && len(g.revoked) >= n && len(g.sets) >= n
+		g.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries: %d webhooks, %d revocations, %d SETs of %d; run log:\n%s", len(g.hooks), len(g.revoked), len(g.sets), n, logBuf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range g.problems {
+		t.Error(p)
+	}
+	for id, tok := range tokens {
+		if !g.hooks[id] || !g.revoked[tok] {
+			t.Errorf("token %s: webhook %v, revoked %v", id, g.hooks[id], g.revoked[tok])
+		}
+	}
+	// The outbox topic holds the alerts, and the tokens only sealed.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: outbox, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sealed := 0
+	for range n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read outbox: %v", err)
+		}
+		for _, tok := range tokens {
+			if bytes.Contains(m.Value, []byte(tok)) || bytes.Contains(m.Value, []byte(strings.Split(tok, ".")[1])) {
+				t.Fatal("the outbox holds a token in clear")
+			}
+		}
+		if bytes.Contains(m.Value, []byte(`"sealed":"`)) {
+			sealed++
+		}
+	}
+	if sealed != n {
+		t.Fatalf("%d of %d outbox messages carry the sealed token", sealed, n)
+	}
+	if bytes.Contains([]byte(logBuf.String()), []byte(strings.Split(tokens["sinks-0"], ".")[1])) {
+		t.Fatal("the run log holds a token")
+	}
+}
+
+// verifyStdWebhook is an independent Standard Webhooks check.
+func verifyStdWebhook(secret string, h http.Header, body []byte) error {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(h.Get("webhook-id") + "." + h.Get("webhook-timestamp") + "."))
+	mac.Write(body)
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	for _, s := range strings.Fields(h.Get("webhook-signature")) {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no matching signature for webhook-id %q", h.Get("webhook-id"))
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+func (w *syncWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
