@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -79,35 +80,35 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first mistake in c, naming its YAML field and the fix.
+// Validate reports every mistake in c, each naming its YAML field and the fix.
 func (c Config) Validate() error {
+	var errs []error
 	for _, e := range c.Fields.entries() {
 		if e.path == "" {
 			continue
 		}
 		if err := validKeyPath(e.path); err != nil {
-			return fmt.Errorf("parse.fields.%s: %q %v; write a JSON key path like \"request.remote_ip\" or a logfmt key, or leave it empty", e.yamlKey, e.path, err)
+			errs = append(errs, fmt.Errorf("parse.fields.%s: %q %v; write a JSON key path like \"request.remote_ip\" or a logfmt key, or leave it empty", e.yamlKey, e.path, err))
 		}
 	}
 	if c.TimeLayout != "" {
 		ref := time.Date(2026, 11, 25, 8, 14, 6, 0, time.UTC)
 		s := ref.Format(c.TimeLayout)
 		if s == c.TimeLayout {
-			return fmt.Errorf("parse.time_layout: %q has no layout elements; write it with Go's reference time, e.g. \"02/01/2006 15:04:05\"", c.TimeLayout)
-		}
-		if _, err := time.Parse(c.TimeLayout, s); err != nil {
-			return fmt.Errorf("parse.time_layout: %q does not parse its own output (%v); write it with Go's reference time Mon Jan 2 15:04:05 MST 2006", c.TimeLayout, err)
+			errs = append(errs, fmt.Errorf("parse.time_layout: %q has no layout elements; write it with Go's reference time, e.g. \"02/01/2006 15:04:05\"", c.TimeLayout))
+		} else if _, err := time.Parse(c.TimeLayout, s); err != nil {
+			errs = append(errs, fmt.Errorf("parse.time_layout: %q does not parse its own output (%v); write it with Go's reference time Mon Jan 2 15:04:05 MST 2006", c.TimeLayout, err))
 		}
 	}
 	if _, err := loadZone(c.TimeZone); err != nil {
-		return fmt.Errorf("parse.time_zone: %q: %v; use \"UTC\", \"Local\" or an IANA zone name such as \"Europe/Berlin\" (the host needs tzdata)", c.TimeZone, err)
+		errs = append(errs, fmt.Errorf("parse.time_zone: %q: %v; use \"UTC\", \"Local\" or an IANA zone name such as \"Europe/Berlin\" (the host needs tzdata)", c.TimeZone, err))
 	}
 	for i, s := range c.TrustedProxies {
 		if _, err := parsePrefix(s); err != nil {
-			return fmt.Errorf("parse.trusted_proxies[%d]: %q is not a CIDR or IP address; write e.g. \"10.0.0.0/8\" or \"203.0.113.7\"", i, s)
+			errs = append(errs, fmt.Errorf("parse.trusted_proxies[%d]: %q is not a CIDR or IP address; write e.g. \"10.0.0.0/8\" or \"203.0.113.7\"", i, s))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func validKeyPath(p string) error {

@@ -51,6 +51,19 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+func TestConfigValidateReportsAll(t *testing.T) {
+	c := DefaultConfig()
+	c.Fields.IP = "a..b"
+	c.TimeZone = "Nowhere/Else"
+	c.TrustedProxies = []string{"x"}
+	err := c.Validate()
+	for _, want := range []string{"parse.fields.ip:", "parse.time_zone:", "parse.trusted_proxies[0]:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to name %s", err, want)
+		}
+	}
+}
+
 func TestConfigYAML(t *testing.T) {
 	src := `
 fields:
