@@ -264,3 +264,40 @@ func insertErrorsTotal(t testing.TB, table string) float64 {
 	}
 	return 0
 }
+
+// TestWriterNative18OddStrings: log fields are arbitrary bytes; the native
+// protocol stores them exactly (quotes, newlines, NUL, invalid UTF-8, long).
+func TestWriterNative18OddStrings(t *testing.T) {
+	cfg, conn := native18(t)
+	w := NewWriter(cfg, conn, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	odd := []string{"a'b\"c\\d", "line\nbreak;\nDROP TABLE x", "\x00\xff\xfe", "ünïcødé ☃", strings.Repeat("x", 100_000), ""}
+	b := streamBatch(0, len(odd), time.Now().Add(-time.Minute))
+	for i, s := range odd {
+		b.Uses[i].UserAgent = s
+		b.Uses[i].JWT.Scope = []string{s, "z"}
+	}
+	if err := w.Process(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close(ctx)
+	for i, s := range odd {
+		var ua string
+		var scope []string
+		err := conn.QueryRow(ctx, "SELECT user_agent, scope FROM "+cfg.Database+".token_events WHERE row_id = ?", RowID(b.Uses[i].Origin, 0)).Scan(&ua, &scope)
+		if err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		if ua != s || len(scope) != 2 || scope[0] != s {
+			t.Errorf("row %d: stored %q / %q, want %q", i, truncate(ua), scope, truncate(s))
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
