@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,7 +39,7 @@ func produceLines(t *testing.T, brokers []string, topic string, n int) {
 	t.Helper()
 	tr := &kafka.Transport{MetadataTTL: 200 * time.Millisecond}
 	defer tr.CloseIdleConnections()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchSize: 1000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond, Transport: tr}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchSize: 1000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: tr}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -90,6 +91,15 @@ func findingOffsets(t *testing.T, path string) (seen map[partOffset]int, cut int
 		seen[partOffset{*l.Partition, *l.Offset}]++
 	}
 	return seen, cut
+}
+
+func lineCount(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("\n"))
 }
 
 func groupOffsets(t *testing.T, brokers []string, group, topic string, parts int) map[int]int64 {
@@ -161,6 +171,17 @@ func TestRunKill9AtLeastOnce(t *testing.T) {
 	topic := testenv.CreateTopic(t, "tw-run-kill9", parts)
 	produceLines(t, brokers, topic, n)
 
+	// The ends, not n: a produce retried after a partial failure may have
+	// written some messages twice.
+	end := endOffsets(t, brokers, topic)
+	var total int
+	for _, e := range end {
+		total += int(e)
+	}
+	if total < n {
+		t.Fatalf("topic holds %d messages, produced %d", total, n)
+	}
+
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	findings := filepath.Join(dir, "findings.jsonl")
@@ -177,7 +198,20 @@ func TestRunKill9AtLeastOnce(t *testing.T) {
 output:
   findings_file: %s
 `, brokers[0], group, topic, findings))
-	start := func() *exec.Cmd {
+	type proc struct {
+		cmd    *exec.Cmd
+		exited chan error // receives Wait's result once the process ends
+	}
+	logs := func() string {
+		var out string
+		files, _ := filepath.Glob(filepath.Join(dir, "run-*.log"))
+		for _, l := range files {
+			b, _ := os.ReadFile(l)
+			out += l + ":\n" + string(b)
+		}
+		return out
+	}
+	start := func() *proc {
 		cmd := exec.Command(bin, "run", "--config", cfg)
 		cmd.Stdout = os.Stdout
 		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("run-%d.log", time.Now().UnixNano())))
@@ -189,27 +223,39 @@ output:
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd
+		p := &proc{cmd: cmd, exited: make(chan error, 1)}
+		go func() { p.exited <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return p
+	}
+	// alive fails the test if the process ended by itself.
+	alive := func(p *proc) {
+		select {
+		case err := <-p.exited:
+			t.Fatalf("tokenwatch run exited by itself (%v); logs:\n%s", err, logs())
+		default:
+		}
 	}
 
 	// First run: kill -9 once a good share, but not all, is processed.
-	cmd := start()
+	p := start()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		seen, _ := findingOffsets(t, findings)
-		if len(seen) >= n/5 {
+		// Count lines rather than parse them: the poll must not slow the
+		// consumer down (2 cores).
+		if lineCount(t, findings) >= n/5 {
 			break
 		}
+		alive(p)
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("only %d records processed after 2 minutes", len(seen))
+			t.Fatalf("only %d records processed after 2 minutes; logs:\n%s", lineCount(t, findings), logs())
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	<-p.exited
 
 	seen, cut := findingOffsets(t, findings)
 	committed := groupOffsets(t, brokers, group, topic, parts)
@@ -221,43 +267,39 @@ output:
 
 	// Second run: picks up from the committed offsets, reaches the end, and
 	// stops cleanly on SIGTERM with everything committed.
-	cmd = start()
-	end := endOffsets(t, brokers, topic)
+	p = start()
 	deadline = time.Now().Add(90 * time.Second)
 	for {
-		seen, _ = findingOffsets(t, findings)
-		if len(seen) >= n {
-			break
+		if lineCount(t, findings) >= total {
+			if seen, _ = findingOffsets(t, findings); len(seen) >= total {
+				break
+			}
 		}
+		alive(p)
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			for p := range parts {
+			seen, _ = findingOffsets(t, findings)
+			for part := range parts {
 				missing, first := 0, int64(-1)
-				for o := int64(0); o < end[p]; o++ {
-					if seen[partOffset{int32(p), o}] == 0 {
+				for o := int64(0); o < end[part]; o++ {
+					if seen[partOffset{int32(part), o}] == 0 {
 						if first < 0 {
 							first = o
 						}
 						missing++
 					}
 				}
-				t.Logf("partition %d: end %d, %d missing from offset %d", p, end[p], missing, first)
+				t.Logf("partition %d: end %d, %d missing from offset %d", part, end[part], missing, first)
 			}
-			t.Logf("committed %v", groupOffsets(t, brokers, group, topic, parts))
-			logs, _ := filepath.Glob(filepath.Join(dir, "run-*.log"))
-			for _, l := range logs {
-				b, _ := os.ReadFile(l)
-				t.Logf("%s:\n%s", l, b)
-			}
-			t.Fatalf("after restart only %d of %d records processed", len(seen), n)
+			t.Logf("committed %v; logs:\n%s", groupOffsets(t, brokers, group, topic, parts), logs())
+			t.Fatalf("after restart only %d of %d records processed", len(seen), total)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("tokenwatch run after SIGTERM: %v (want exit 0)", err)
+	if err := <-p.exited; err != nil {
+		t.Fatalf("tokenwatch run after SIGTERM: %v (want exit 0); logs:\n%s", err, logs())
 	}
 	seen, cut = findingOffsets(t, findings)
 	for p := range parts {
@@ -278,5 +320,5 @@ output:
 	for _, c := range seen {
 		dups += c - 1
 	}
-	t.Logf("after restart: all %d records processed; %d processed twice (at-least-once), %d cut lines; committed %v", n, dups, cut, committed)
+	t.Logf("after restart: all %d records processed; %d processed twice (at-least-once), %d cut lines; committed %v", total, dups, cut, committed)
 }
