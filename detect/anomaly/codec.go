@@ -480,9 +480,8 @@ func (e *Engine) Restore(snap []byte) error {
 	}
 	idx := e.newState(sh, key, s.base)
 	st := sh.at(idx)
-	prev, next := st.prev, st.next
 	*st = s
-	st.prev, st.next = prev, next
+	st.flags |= stRef
 	st.n = uint8(n)
 	for i := 0; i < n; i++ {
 		so := &list[i]

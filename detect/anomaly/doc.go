@@ -6,7 +6,7 @@
 // It owns:
 //   - Engine: state per token, keyed by fingerprint (or by issuer+jti for JWTs
 //     that carry a jti, so a revocation by jti applies and a re-encoded JWT maps
-//     to one state), sharded 2^n ways, bounded by a token cap with LRU eviction
+//     to one state), sharded 2^n ways, bounded by a token cap with CLOCK (approximate LRU) eviction
 //     and by expiry (exp + grace, or an idle TTL), all in event time;
 //   - the rules (rules.go) and the alerts they raise, with deterministic ids,
 //     evidence and a one-sentence summary (alert.go);

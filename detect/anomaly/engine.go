@@ -62,7 +62,6 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 	perShardStrings := cfg.MaxInternedStrings / n
 	for i := range e.shards {
 		e.shards[i].limit = perShard
-		e.shards[i].epochLen = max(64, perShard/16)
 		e.shards[i].in.init(perShardStrings)
 	}
 	e.revs.init(cfg.PostRevocationUse.MaxRevocations, n)
@@ -283,13 +282,11 @@ func (s *state) noteLeak(o obs) {
 	s.insert(o)
 }
 
-// newState allocates state for key, evicting the shard's least recently used
-// token when the shard is full.
+// newState allocates state for key, evicting a token that was not used
+// recently (CLOCK) when the shard is full.
 func (e *Engine) newState(sh *shard, key tokenwatch.Fingerprint, ms int64) uint32 {
 	if sh.live >= sh.limit {
-		// Prefer dropping an expired token at the LRU tail; otherwise evict it.
-		victim := sh.tail
-		expired := sh.at(victim).expired(sh.wm, e.cfg.IdleTTL, e.cfg.ExpiryGrace)
+		victim, expired := sh.victim(e.cfg.IdleTTL, e.cfg.ExpiryGrace)
 		sh.release(victim)
 		metricTokens.Dec()
 		if expired {
@@ -309,7 +306,7 @@ func (e *Engine) newState(sh *shard, key tokenwatch.Fingerprint, ms int64) uint3
 // sweepStep checks one slot at the shard's sweep cursor every sweepEvery
 // operations and frees it when expired, so the memory of dead tokens is
 // returned within sweepEvery passes over the shard even when the shard is not
-// full (a full shard reclaims its LRU tail first anyway).
+// full (a full shard reclaims expired tokens first anyway).
 func (e *Engine) sweepStep(sh *shard) {
 	sh.sweepTick++
 	if sh.sweepTick < sweepEvery || sh.slots == 0 {

@@ -174,29 +174,33 @@ func TestRevocationBeforeFirstSighting(t *testing.T) {
 	}
 }
 
-// TestEvictionLRU: a full shard evicts its least recently used token.
+// TestEvictionLRU: a full shard evicts a token not used since the CLOCK hand
+// last passed (second chance), which here is the least recently used one.
 func TestEvictionLRU(t *testing.T) {
 	e := newTestEngine(t, func(c *Config) { c.Shards = 1; c.MaxTokens = 3 })
 	run(e, use(1, 0, frankfurt), use(2, time.Second, frankfurt), use(3, 2*time.Second, frankfurt))
-	// Promotion happens at most once per epoch (64 operations here): let an
-	// epoch pass, then use token 1 again, which makes token 2 the least
-	// recently used.
-	for i := range 70 {
-		run(e, use(3, 3*time.Second+time.Duration(i)*time.Millisecond, frankfurt))
-	}
-	run(e, use(1, 4*time.Second, frankfurt))
-	run(e, use(4, 5*time.Second, frankfurt)) // evicts token 2
+	run(e, use(4, 3*time.Second, frankfurt)) // evicts token 1, the oldest
+	run(e, use(2, 4*time.Second, frankfurt)) // token 2 is used again
+	run(e, use(5, 5*time.Second, frankfurt)) // evicts token 3, not token 2
 	if e.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", e.Len())
 	}
-	for tok, want := range map[byte]bool{1: true, 2: false, 3: true, 4: true} {
+	for tok, want := range map[byte]bool{1: false, 2: true, 3: false, 4: true, 5: true} {
 		if _, ok := e.Snapshot(nil, fp(tok)); ok != want {
 			t.Errorf("token %d has state = %v, want %v", tok, ok, want)
 		}
 	}
-	// The evicted token starts afresh: no history, so no travel alert.
-	if got := run(e, use(2, 10*time.Minute, sydney)); len(got) != 0 {
+	// An evicted token starts afresh: no history, so no travel alert.
+	if got := run(e, use(3, 10*time.Minute, sydney)); len(got) != 0 {
 		t.Errorf("evicted token raised %v", types(got))
+	}
+	// A full shard reclaims an expired token before evicting a live one.
+	e2 := newTestEngine(t, func(c *Config) { c.Shards = 1; c.MaxTokens = 2 })
+	run(e2, use(1, 0, frankfurt, withExp(t0.Add(time.Minute))), use(2, time.Second, frankfurt))
+	run(e2, use(2, 3*time.Hour, frankfurt))
+	run(e2, use(3, 3*time.Hour+time.Second, frankfurt))
+	if _, ok := e2.Snapshot(nil, fp(2)); !ok {
+		t.Error("a live token was evicted while an expired one was kept")
 	}
 }
 

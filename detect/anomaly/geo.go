@@ -31,10 +31,24 @@ func fromCoord(c int32) float64 { return math.Round(float64(c)) / coordScale }
 var continents = [...]string{"", "AF", "AN", "AS", "EU", "NA", "OC", "SA"}
 
 func continentCode(s string) uint8 {
-	for i := 1; i < len(continents); i++ {
-		if continents[i] == s {
-			return uint8(i)
-		}
+	if len(s) != 2 {
+		return 0
+	}
+	switch s {
+	case "AF":
+		return 1
+	case "AN":
+		return 2
+	case "AS":
+		return 3
+	case "EU":
+		return 4
+	case "NA":
+		return 5
+	case "OC":
+		return 6
+	case "SA":
+		return 7
 	}
 	return 0
 }

@@ -76,9 +76,10 @@ const (
 	stLeakAlerted = 1 << iota // token_leak raised
 	stHasLeak                 // leakDt is set
 	stLive                    // slot in use
+	stRef                     // used since the clock hand last passed (CLOCK)
 )
 
-// state is one token's history: 288 bytes. The header comes first so a
+// state is one token's history: 280 bytes. The header comes first so a
 // lookup's key compare and the rules' header reads share one cache line.
 type state struct {
 	key     tokenwatch.Fingerprint
@@ -86,13 +87,10 @@ type state struct {
 	first   uint32    // first seen, unix seconds
 	leakDt  int32     // first leak sighting, ms relative to base
 	exp     uint32    // token exp, unix seconds; 0 unknown
-	prev    uint32    // LRU links: slot index + 1, 0 = none
-	next    uint32    //
 	alerted [4]uint32 // dedupe keys of the last alerts raised (ring)
 	n       uint8
 	flags   uint8
 	alertAt uint8         // next slot in alerted
-	epoch   uint8         // shard LRU epoch of the last promotion
 	ring    [ringSize]obs // sorted by dt, oldest first; ring[:n] valid
 }
 
@@ -223,27 +221,23 @@ func (s *state) mergeable(o *obs) bool {
 	return true
 }
 
-// ---- shard: hash table + slab + LRU -----------------------------------------
+// ---- shard: hash table + slab + CLOCK ---------------------------------------
 
-const pageBits = 8 // 256 states of 288 bytes = 9 x 8 KiB pages, no size-class waste
+const pageBits = 10 // 1024 states of 280 bytes = 35 x 8 KiB, no size-class waste
 const pageSize = 1 << pageBits
 
 type shard struct {
 	mu        sync.Mutex
 	table     []uint32 // open addressing, linear probing; slot index + 1, 0 = empty
 	pages     [][]state
-	free      uint32 // free-list head (slot index + 1), linked by next
+	free      uint32 // free-list head (slot index + 1), linked through state.first
 	slots     uint32 // slots handed out from pages
 	live      int
 	limit     int
-	head      uint32 // most recently used (slot index + 1)
-	tail      uint32 // least recently used
+	hand      uint32 // CLOCK hand (slot index + 1)
 	sweep     uint32 // expiry sweep cursor
 	sweepTick int    // operations since the last sweep step
-	ops       int    // operations in the current LRU epoch
-	epochLen  int
-	epoch     uint8
-	wm        int64 // watermark: newest event time seen, unix ms
+	wm        int64  // watermark: newest event time seen, unix ms
 	in        interner
 	_         [64]byte // keep shards on separate cache lines
 }
@@ -331,12 +325,12 @@ func (sh *shard) tableDelete(idx uint32) {
 	}
 }
 
-// alloc returns a zeroed slot for key, linked at the LRU head and in the table.
+// alloc returns a zeroed slot for key, marked used and in the table.
 func (sh *shard) alloc(k tokenwatch.Fingerprint) uint32 {
 	var idx uint32
 	if sh.free != 0 {
 		idx = sh.free
-		sh.free = sh.at(idx).next
+		sh.free = sh.at(idx).first
 	} else {
 		if int(sh.slots)%pageSize == 0 {
 			sh.pages = append(sh.pages, make([]state, pageSize))
@@ -345,69 +339,51 @@ func (sh *shard) alloc(k tokenwatch.Fingerprint) uint32 {
 		idx = sh.slots
 	}
 	s := sh.at(idx)
-	*s = state{key: k, flags: stLive, epoch: sh.epoch}
+	*s = state{key: k, flags: stLive | stRef}
 	sh.tableInsert(idx)
 	sh.live++
-	sh.pushFront(idx)
 	return idx
 }
 
-// release frees slot idx: out of the table, the LRU and into the free list.
+// release frees slot idx: out of the table and into the free list.
 func (sh *shard) release(idx uint32) {
 	sh.tableDelete(idx)
-	sh.unlink(idx)
 	s := sh.at(idx)
-	*s = state{next: sh.free}
+	*s = state{first: sh.free}
 	sh.free = idx
 	sh.live--
 }
 
-func (sh *shard) unlink(idx uint32) {
-	s := sh.at(idx)
-	if s.prev != 0 {
-		sh.at(s.prev).next = s.next
-	} else {
-		sh.head = s.next
-	}
-	if s.next != 0 {
-		sh.at(s.next).prev = s.prev
-	} else {
-		sh.tail = s.prev
-	}
-	s.prev, s.next = 0, 0
-}
+// touch marks idx as recently used for the CLOCK hand: one bit in a cache
+// line the lookup already brought in, instead of an LRU list whose update
+// touches two other tokens' states on every use.
+func (sh *shard) touch(idx uint32) { sh.at(idx).flags |= stRef }
 
-func (sh *shard) pushFront(idx uint32) {
-	s := sh.at(idx)
-	s.prev, s.next = 0, sh.head
-	if sh.head != 0 {
-		sh.at(sh.head).prev = idx
+// victim advances the CLOCK hand to the slot to evict: the first live state
+// that is expired at the watermark, or that was not used since the hand last
+// passed (clearing the used mark of those it passes). This is the
+// second-chance approximation of LRU: a token used since the last pass is
+// never evicted before one that was not. It needs at most two passes.
+func (sh *shard) victim(idleTTL, grace time.Duration) (idx uint32, expired bool) {
+	for range 2*sh.slots + 1 {
+		sh.hand++
+		if sh.hand > sh.slots {
+			sh.hand = 1
+		}
+		s := sh.at(sh.hand)
+		if s.flags&stLive == 0 {
+			continue
+		}
+		if s.expired(sh.wm, idleTTL, grace) {
+			return sh.hand, true
+		}
+		if s.flags&stRef != 0 {
+			s.flags &^= stRef
+			continue
+		}
+		return sh.hand, false
 	}
-	sh.head = idx
-	if sh.tail == 0 {
-		sh.tail = idx
-	}
-}
-
-// touch promotes idx to the LRU head, at most once per epoch (an epoch is
-// limit/16 operations, at least 64): a token used again within an epoch is
-// already near the head, and skipping its promotion saves two cache misses on
-// its list neighbours. memcached bumps items at most once per 60 s for the
-// same reason. Eviction still takes the tail, which was not used for at least
-// an epoch.
-func (sh *shard) touch(idx uint32) {
-	sh.ops++
-	if sh.ops >= sh.epochLen {
-		sh.ops = 0
-		sh.epoch++
-	}
-	s := sh.at(idx)
-	if s.epoch == sh.epoch || sh.head == idx {
-		return
-	}
-	s.epoch = sh.epoch
-	sh.unlink(idx)
-	sh.pushFront(idx)
+	panic("BUG: anomaly: full shard without an evictable state")
 }
 
 // ---- interner: display strings for evidence ---------------------------------
