@@ -66,8 +66,8 @@ type TravelConfig struct {
 	// MinDistanceKm: moves shorter than this (after subtracting both accuracy
 	// radii) are never travel; GeoIP error and in-country gateways live there.
 	MinDistanceKm float64 `yaml:"min_distance_km"`
-	// IgnoreSameCountry treats moves inside one country as a corporate egress
-	// or VPN, not travel.
+	// IgnoreSameCountry treats moves inside one country by the same client
+	// software (user-agent family) as a corporate egress or VPN, not travel.
 	IgnoreSameCountry bool `yaml:"ignore_same_country"`
 }
 

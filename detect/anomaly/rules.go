@@ -151,7 +151,10 @@ func (e *Engine) travel(a, b *obs, dtMs int64) (dist, speed float64, ok bool) {
 	if !c.Enabled || (a.asn != 0 && a.asn == b.asn) || sameClient(a, b) {
 		return 0, 0, false
 	}
-	if c.IgnoreSameCountry && a.country != [2]byte{} && a.country == b.country {
+	// A VPN or corporate egress in the same country moves the client, not its
+	// software: the exemption holds while the user-agent family stays the same.
+	if c.IgnoreSameCountry && a.country != [2]byte{} && a.country == b.country &&
+		(a.fam() == b.fam() || !a.fam().known() || !b.fam().known()) {
 		return 0, 0, false
 	}
 	d, known := distanceKm(a, b)

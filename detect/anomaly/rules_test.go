@@ -61,6 +61,8 @@ func TestRules(t *testing.T) {
 		{name: "travel/disabled", want: nil,
 			cfg:  func(c *Config) { c.ImpossibleTravel.Enabled = false },
 			uses: []tokenwatch.TokenUse{use(1, 0, frankfurt), use(1, 11*min, sydney)}},
+		{name: "travel/same-country-different-client", want: []string{travel},
+			uses: []tokenwatch.TokenUse{use(1, 0, sanFran), use(1, 30*min, ashburnVPN, withUA("python-requests/2.32.3"))}},
 		{name: "travel/same-country-when-not-ignored", want: []string{travel},
 			cfg:  func(c *Config) { c.ImpossibleTravel.IgnoreSameCountry = false },
 			uses: []tokenwatch.TokenUse{use(1, 0, sanFran), use(1, 30*min, ashburnVPN)}},
