@@ -35,6 +35,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -62,6 +63,17 @@ type result struct {
 	RecPerSec float64 `json:"records_per_second"`
 	MBPerSec  float64 `json:"mb_per_second"`
 	Findings  int64   `json:"findings,omitempty"`
+	// CPUSeconds is the user+system CPU time this process spent in the round
+	// (the broker's is not counted).
+	CPUSeconds float64 `json:"cpu_seconds"`
+}
+
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func run() error {
@@ -105,6 +117,7 @@ func run() error {
 			group := fmt.Sprintf("%s-%s-%d", topic, name, r)
 			var res result
 			var err error
+			cpu0 := cpuTime()
 			if name == "bare" {
 				res, err = consumeBare(brokers, topic, group, *batch, n)
 			} else {
@@ -126,6 +139,7 @@ func run() error {
 				return fmt.Errorf("%s round %d: %w", name, r, err)
 			}
 			res.Name, res.Round = name, r
+			res.CPUSeconds = cpuTime() - cpu0
 			res.RecPerSec = float64(res.Records) / res.Seconds
 			res.MBPerSec = float64(res.Bytes) / 1e6 / res.Seconds
 			results = append(results, res)
@@ -134,8 +148,8 @@ func run() error {
 			if res.Findings > 0 {
 				extra = fmt.Sprintf(", %d findings", res.Findings)
 			}
-			fmt.Printf("round %d %-10s %9d records in %6.2fs: %10.0f records/s %7.1f MB/s%s\n",
-				r, name, res.Records, res.Seconds, res.RecPerSec, res.MBPerSec, extra)
+			fmt.Printf("round %d %-10s %9d records in %6.2fs: %10.0f records/s %7.1f MB/s, %.2f CPU s%s\n",
+				r, name, res.Records, res.Seconds, res.RecPerSec, res.MBPerSec, res.CPUSeconds, extra)
 		}
 	}
 	ratio := sum["tokenwatch"] / sum["bare"]
