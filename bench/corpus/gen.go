@@ -513,6 +513,52 @@ var positives = []template{
 		v := jwt(g.r, refNow, jwtOpts{alg: "RS256", spaced: true})
 		g.l.s(g.isoTime(), " DEBUG python-jose issued ").tok("jwt", "jwt-spaced-header", v)
 	}},
+	{"json-nested-escaped", func(g *generator) {
+		k, v := g.bearerValue()
+		g.l.s(`{"level":"debug","msg":"outgoing request {\"headers\":{\"Authorization\":\"Bearer `).tok(k, "json-nested-escaped", v).s(`\"}}","svc":"`, g.svc(), `"}`)
+	}},
+	{"bare-line", func(g *generator) {
+		g.l.tok("jwt", "bare-line", g.jwtTok())
+	}},
+	{"xml", func(g *generator) {
+		if g.r.IntN(2) == 0 {
+			g.l.s(`<wsse:BinarySecurityToken ValueType="urn:ietf:params:oauth:token-type:jwt">`).tok("jwt", "xml", g.jwtTok()).s(`</wsse:BinarySecurityToken>`)
+		} else {
+			g.l.s(`<input type="hidden" name="id_token" value="`).tok("jwt", "xml", g.jwtTok()).s(`"/>`)
+		}
+	}},
+	{"syslog", func(g *generator) {
+		k, v := g.bearerValue()
+		g.l.s("<134>", time.Unix(g.ts, 0).UTC().Format("Jan _2 15:04:05"), " web-01 nginx[", strconv.Itoa(1000+g.r.IntN(9000)), "]: upstream auth header=\"Bearer ").tok(k, "syslog", v).s("\"")
+	}},
+	{"yaml", func(g *generator) {
+		k, v := g.oauthValue()
+		g.l.s("    ", g.pick("access_token", "refresh_token", "id_token"), ": ").tok(k, "yaml", v)
+	}},
+	{"java-tostring", func(g *generator) {
+		g.l.s(g.isoTime(), " DEBUG TokenResponse{accessToken='").tok("jwt", "java-tostring", g.jwtTok()).s("', refreshToken='").tok("oauth", "java-tostring", opaqueToken(g.r)).s("', expiresIn=3600}")
+	}},
+	{"graphql", func(g *generator) {
+		g.l.s(`{"operationName":"Login","variables":{"token":"`).tok("jwt", "graphql", g.jwtTok()).s(`"},"query":"mutation Login($token: String!) { login(token: $token) { id } }"}`)
+	}},
+	{"jwt-big", func(g *generator) {
+		// An ID token with hundreds of group claims: ~6 KB.
+		groups := make([]string, 180)
+		for i := range groups {
+			groups[i] = `"` + uuid(g.r) + `"`
+		}
+		claims := `{"iss":"https://sts.windows.net/8f1a2b3c-0d4e-4f50-9a61-72b8c9d0e1f2/","sub":"` + uuid(g.r) + `","exp":` + strconv.FormatInt(refNow+3600, 10) + `,"groups":[` + strings.Join(groups, ",") + `]}`
+		v := b64seg([]byte(`{"alg":"RS256","typ":"JWT"}`), false) + "." + b64seg([]byte(claims), false) + "." + b64seg(randBytes(g.r, 256), false)
+		g.l.s("Authorization: Bearer ").tok("jwt", "jwt-big", v)
+	}},
+	{"ansi", func(g *generator) {
+		k, v := g.bearerValue()
+		// logrus TextFormatter with colours: the level and each key are coloured.
+		g.l.s("\x1b[37mDEBU\x1b[0m[0042] calling upstream                              \x1b[37mauthorization\x1b[0m=\"Bearer ").tok(k, "ansi", v).s("\" \x1b[37mservice\x1b[0m=", g.svc())
+	}},
+	{"tsv", func(g *generator) {
+		g.l.s(time.Unix(g.ts, 0).UTC().Format(time.RFC3339), "\t", g.ip(), "\tGET\t/api\t").tok("jwt", "tsv", g.jwtTok()).s("\t200")
+	}},
 	{"client-secret", func(g *generator) {
 		g.l.s(`{"client_id":"web-app","client_secret":"`).tok("oauth", "client-secret", randString(g.r, alnum+"-_.~", 40)).s(`","grant_type":"client_credentials"}`)
 	}},
@@ -574,6 +620,27 @@ var negatives = []template{
 	}},
 	{"sk-test", func(g *generator) {
 		g.l.s("stripe test mode key sk_test_").negv("stripe-test-fragment", randString(g.r, alnum, 8)).s(" (truncated)")
+	}},
+	{"pagination-csrf", func(g *generator) {
+		g.l.s(g.pick(`{"nextPageToken":"`, `{"next_page_token":"`, `{"csrf_token":"`, `{"pageToken":"`, `{"continuationToken":"`)).negv("page-or-csrf-token", randString(g.r, b64url, 32+g.r.IntN(40))).s(`","items":[]}`)
+	}},
+	{"bearer-prose", func(g *generator) {
+		g.l.s(g.pick(
+			"failed to validate Bearer token: signature invalid",
+			"ERROR Bearer token expired at 2025-12-31T23:59:59Z for client web-app",
+			"Authorization: Bearer\r",
+			"expected header 'Authorization: Bearer <jwt>' but got none",
+			"mounted /var/run/secrets/kubernetes.io/serviceaccount/token read-only",
+			"class=TokenRefreshScheduler method=refreshAccessToken status=ok",
+			"token refresh failed: invalid_grant (refresh token revoked)",
+			"access_token=; refresh_token=; id_token= (cleared on logout)",
+		))
+	}},
+	{"non-oauth-code", func(g *generator) {
+		g.l.s(g.ip(), ` - - [`, g.clfTime(), `] "GET `, g.pick("/verify?code=", "/promo?code=", "/country?code=", "/errors?code="), g.pick(strconv.Itoa(100000+g.r.IntN(900000)), "SUMMER2024", "DE", "E_TIMEOUT"), ` HTTP/1.1" 200 0`)
+	}},
+	{"session-path", func(g *generator) {
+		g.l.s(`"GET /api/sessions/`).negv("hex-path", randString(g.r, hexLower, 64)).s(`/events HTTP/1.1" 200 "docker.io/library/nginx@sha256:`).negv("hash", randString(g.r, hexLower, 64)).s(`"`)
 	}},
 	{"aws-example", func(g *generator) {
 		// The example key pair of the AWS documentation: it shows up in logs
