@@ -196,8 +196,9 @@ func (e *Engine) concurrent(a, b *obs, dtMs int64) int {
 }
 
 // pairs runs impossible_travel and concurrent_replay of the use against every
-// kept observation of its token. The worst pair of each rule is reported; a
-// pair that is impossible travel is not also reported as concurrent.
+// kept observation of its token. The worst pair of each rule is reported (the
+// fastest travel, the closest concurrent use); uses far apart within the
+// concurrency window are both, and raise both.
 func (r *ruleCtx) pairs(dst []tokenwatch.Alert) []tokenwatch.Alert {
 	e := r.e
 	b := r.o
@@ -231,7 +232,6 @@ func (r *ruleCtx) pairs(dst []tokenwatch.Alert) []tokenwatch.Alert {
 			dst = r.alert(dst, tokenwatch.AlertImpossibleTravel, tr,
 				summaryTravel(r.u, r.place(older), r.place(newer), trDt, trDist, trSpeed))
 		}
-		return dst
 	}
 	if cc != nil {
 		if !r.suppressed(tokenwatch.AlertConcurrentReplay, dedupeKey(tokenwatch.AlertConcurrentReplay, cc, b)) {

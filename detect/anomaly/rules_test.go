@@ -68,6 +68,8 @@ func TestRules(t *testing.T) {
 			uses: []tokenwatch.TokenUse{use(1, 0, sanFran), use(1, 30*min, ashburnVPN)}},
 
 		// concurrent_replay
+		{name: "concurrent/two-continents-1min-is-both", want: []string{travel, concurrent},
+			uses: []tokenwatch.TokenUse{use(1, 0, frankfurt), use(1, time.Minute, newYork), use(1, 2*time.Minute, frankfurt), use(1, 3*time.Minute, newYork)}},
 		{name: "concurrent/two-countries-40s", want: []string{concurrent},
 			uses: []tokenwatch.TokenUse{use(1, 0, frankfurt), use(1, 40*time.Second, paris)}},
 		{name: "concurrent/browser-and-curl-same-city", want: []string{concurrent},
