@@ -165,6 +165,12 @@ func (d *Dispatcher) deliverSink(ctx context.Context, env *Envelope, name string
 		return d.deadLetter(ctx, env, name, id, fmt.Sprintf("endpoint disabled since %s: %s; change the sink's configuration to re-enable it", dis.At.Format(time.RFC3339), dis.Reason), 0, priorAttempts)
 	}
 	if ok, why := st.s.accepts(env); !ok {
+		if d.dryOut != nil {
+			d.dryMu.Lock()
+			fmt.Fprintf(d.dryOut, "# sink %s (%s), alert %s update %d: skipped: %s\n\n", name, st.cfg.Type, a.ID, a.Update, why)
+			d.dryMu.Unlock()
+			return nil
+		}
 		d.finish(ctx, env, st, id, OutcomeSkipped, 0, priorAttempts, why)
 		return nil
 	}
@@ -204,7 +210,7 @@ func (d *Dispatcher) deliverSink(ctx context.Context, env *Envelope, name string
 			d.finish(ctx, env, st, id, OutcomeDelivered, last.Status, attempts, "")
 			return nil
 		case OutcomeGone:
-			reason := fmt.Sprintf("HTTP 410 Gone from %s", st.cfg.URL)
+			reason := fmt.Sprintf("HTTP 410 Gone from %s", redactURL(st.cfg.URL))
 			if err := d.state.disable(st.hash, disabledEndpoint{Sink: name, At: d.now().UTC(), Reason: reason}); err != nil {
 				log.Error("persist disabled endpoint", "err", err)
 			}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -99,13 +100,30 @@ func send(ctx context.Context, c *http.Client, r *outRequest, timeout time.Durat
 	return resp.StatusCode, resp.Header, body, nil
 }
 
-// scrubURLError keeps the cause of a transport error; *url.Error carries only
-// the method and URL, which hold no token.
+// scrubURLError keeps the cause of a transport error but not the endpoint's
+// path and query, which can be a credential themselves (a Slack webhook URL).
 func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("timeout: %w", err)
 	}
 	return err
+}
+
+// redactURL keeps the scheme and host of raw: logs and dead letters name the
+// endpoint without its path, which may hold a secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "[endpoint]"
+	}
+	if u.Path == "" && u.RawQuery == "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // classifyHTTP is the common mapping: 2xx delivered, 410 gone, 408/425/429/5xx

@@ -535,3 +535,23 @@ func readEnvelopes(t testing.TB, path string) []Envelope {
 }
 
 var _ = slog.Default
+
+// TestTransportErrorsHideEndpointPath: a Slack webhook URL's path is a secret;
+// transport errors (which end up in logs and dead letters) keep only the host.
+func TestTransportErrorsHideEndpointPath(t *testing.T) {
+	rc := newReceiver(t, func(int, *http.Request, []byte) (int, map[string]string, time.Duration) {
+		return 200, nil, time.Second // past the timeout
+	})
+	dir := t.TempDir()
+	c := fastConfig(dir, SinkConfig{Name: "slack", Type: SinkWebhook, URL: rc.URL + "/services/T000/B000/SECRETPATH", Template: "slack", Timeout: 50 * time.Millisecond})
+	c.Retry.MaxAttempts = 1
+	enqueue(t, c, testAlert(1, tokenwatch.AlertTokenLeak))
+	logger, logs := logBuffer()
+	stop := startDispatcher(t, c, nil, WithLogger(logger))
+	waitFor(t, 5*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
+	stop()
+	dl := readDeadLetters(t, c.DeadLetter.File)[0]
+	if !strings.Contains(dl.Error, "timeout") || strings.Contains(dl.Error+logs.String(), "SECRETPATH") {
+		t.Fatalf("dead letter error %q / logs leak the endpoint path or miss the cause", dl.Error)
+	}
+}
