@@ -3,6 +3,7 @@ package anomaly
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,14 +143,21 @@ func (b *pinnedBalancer) Balance(msg kafka.Message, partitions ...int) int {
 }
 
 // PartitionOf returns the partition of the uses topic that owns key, for a
-// topic with n partitions.
+// topic with n partitions: kafka-go's Hash balancer (Sarama-compatible FNV-1a
+// of the message key, here the key's hex form), without allocating.
 func PartitionOf(key tokenwatch.Fingerprint, n int) int {
-	parts := make([]int, n)
-	for i := range parts {
-		parts[i] = i
+	var buf [32]byte
+	hex.Encode(buf[:], key[:])
+	h := uint32(2166136261)
+	for _, c := range buf {
+		h ^= uint32(c)
+		h *= 16777619
 	}
-	var hb kafka.Hash
-	return hb.Balance(kafka.Message{Key: key.AppendHex(nil)}, parts...)
+	p := int32(h) % int32(n)
+	if p < 0 {
+		p = -p
+	}
+	return int(p)
 }
 
 // partitionCount reads the number of partitions of topic.

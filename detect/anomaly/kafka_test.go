@@ -18,11 +18,21 @@ func TestPinnedBalancer(t *testing.T) {
 	if p := b.Balance(m, parts...); p != 2 {
 		t.Errorf("pinned message went to %d", p)
 	}
-	for i := range 50 {
-		k := benchFP(i)
-		want := PartitionOf(k, 4)
-		if p := b.Balance(kafka.Message{Key: k.AppendHex(nil)}, parts...); p != want {
-			t.Errorf("key %s: balancer %d, PartitionOf %d", k, p, want)
+	for _, n := range []int{1, 3, 4, 12} {
+		parts := parts[:0:0]
+		for i := range n {
+			parts = append(parts, i)
+		}
+		var h kafka.Hash
+		for i := range 200 {
+			k := benchFP(i)
+			want := h.Balance(kafka.Message{Key: k.AppendHex(nil)}, parts...)
+			if p := PartitionOf(k, n); p != want {
+				t.Errorf("key %s, %d partitions: kafka.Hash %d, PartitionOf %d", k, n, want, p)
+			}
+			if p := b.Balance(kafka.Message{Key: k.AppendHex(nil)}, parts...); p != want {
+				t.Errorf("key %s: pinnedBalancer %d, kafka.Hash %d", k, p, want)
+			}
 		}
 	}
 	// A pin to a partition that does not exist falls back to the key hash.
