@@ -4,7 +4,8 @@ Reads the JSON event stream on stdin and prints, per package, a line in go test'
 own format (`ok  <pkg> <time>` / `FAIL <pkg>`) followed by its test counts; the full
 output of every failed test; the reason of every skipped test; build errors as they
 come. Ends with one line `LABEL: N passed, N failed, N skipped`. Exits 1 when a test
-or package failed or a build broke, else 0.
+or package failed or a build broke, else 0. A package that fails outside any test
+(build error, panic in init or TestMain, timeout) counts as one failed test.
 
 usage: go test -json ./... 2>&1 | python3 scripts/gotest.py LABEL
 """
@@ -69,8 +70,10 @@ def main():
         if action == "fail":
             bad = True
             if c["fail"] == 0:
-                # failed outside a test (panic in init, TestMain, timeout, build)
+                # failed outside a test (panic in init, TestMain, timeout, build):
+                # counted as one failure so the closing line never says 0 failed
                 w.write(pkg_out)
+                totals["fail"] += 1
             print("FAIL\t%s\t%.3fs\t(%d passed, %d failed, %d skipped)" % (pkg, elapsed, c["pass"], c["fail"], c["skip"]), file=w)
         elif action == "skip" or (c["pass"] + c["fail"] + c["skip"]) == 0:
             print("?   \t%s\t[no test files or no tests run]" % pkg, file=w)
