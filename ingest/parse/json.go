@@ -41,9 +41,9 @@ type collected struct {
 // strings and "-" are absent values.
 func (c *collected) set(f field, prio uint8, v value) {
 	if f == fDPoP {
-		c.dpopSeen = true
+		c.dpopSeen = true // even null or "": the field is logged, the header was absent
 	}
-	if len(v.b) == 0 || isDash(v.b) {
+	if len(v.b) == 0 || isDash(v.b) || (!v.str && (string(v.b) == "null" || string(v.b) == "false")) {
 		return
 	}
 	cur := &c.vals[f]
@@ -207,7 +207,7 @@ func walkJSON(data []byte, keys map[string]keyInfo, c *collected) string {
 				if !validLiteral(lit) {
 					return reasonJSONSyntax
 				}
-				if !untracked && lit[0] != 'n' {
+				if !untracked {
 					visit(keys, c, path, seg, top, value{b: lit})
 				}
 				i = end

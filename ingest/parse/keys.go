@@ -75,7 +75,7 @@ var builtinKeys = []struct {
 		"remote_addr", "source.ip", "source.address", "client.ip", "client.address",
 		"client_ip", "clientip", "remote_ip", "remoteip", "request.remote_ip", "request.remote_addr",
 		"request.remoteaddr", "request.remoteaddress", "req.remoteaddress", "req.ip", "remote", "ip", "ip_address", "ipaddress", "c-ip", "src_ip", "srcip",
-		"peer.address", "peer_ip", "network.client.ip", "data.ip", "realip_remote_addr",
+		"peer.address", "peer_ip", "network.client.ip", "data.ip", "realip_remote_addr", "request.ipchain.ip",
 	}, 0},
 	{fClient, []string{"client.ipaddress", "request.client_ip"}, 0},
 	{fXFF, []string{

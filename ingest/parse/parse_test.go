@@ -118,6 +118,10 @@ func TestParseFormats(t *testing.T) {
 			want{Format: "json", Time: "2026-11-25T08:14:06.999Z", IP: "203.0.113.9", UA: "kube-probe/1.29", Method: "GET", Path: "/health", Status: 200}},
 		{"json/epoch string seconds", `{"ts":"1795594446.25","client_ip":"203.0.113.1","status":"200","method":"get","url":"/x"}`,
 			want{Format: "json", Time: "2026-11-25T08:14:06.25Z", IP: "203.0.113.1", Method: "GET", Path: "/x", Status: 200}},
+		{"json/null and false values are absent", `{"ip":null,"client_ip":"203.0.113.4","user":false,"username":"eve","dpop":null}`,
+			want{Format: "json", IP: "203.0.113.4", User: "eve", Headers: true}},
+		{"json/dpop true", `{"ip":"203.0.113.4","dpop":true}`,
+			want{Format: "json", IP: "203.0.113.4", DPoP: true, Headers: true}},
 		{"json/unicode escapes", `{"time":"2026-11-25T08:14:06Z","user":"J\u00fcrgen \ud83d\ude00","user_agent":"a\"b\\c","ip":"203.0.113.1"}`,
 			want{Format: "json", Time: "2026-11-25T08:14:06Z", IP: "203.0.113.1", UA: `a"b\c`, User: "Jürgen 😀"}},
 

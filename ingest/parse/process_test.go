@@ -199,3 +199,51 @@ func TestProcessIISFieldsHeader(t *testing.T) {
 		t.Errorf("layout of one source applied to another: %+v", b.Records[3].Fields)
 	}
 }
+
+// TestParserConcurrent: one Parser shared by goroutines that parse and learn IIS
+// headers at once (run with -race).
+func TestParserConcurrent(t *testing.T) {
+	p := newTestParser(t, DefaultConfig())
+	var lines []string
+	for _, l := range goldenInputs(t) {
+		if !strings.HasPrefix(l, "#") { // headers would change the layout between passes
+			lines = append(lines, l)
+		}
+	}
+	want := make([]tokenwatch.Fields, len(lines))
+	for i, l := range lines {
+		r := tokenwatch.Record{Raw: []byte(l), Origin: tokenwatch.Origin{Source: "single"}}
+		p.Parse(&r)
+		want[i] = r.Fields
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for n := 0; n < 20; n++ {
+				b := &tokenwatch.Batch{}
+				for i, l := range lines {
+					b.Records = append(b.Records, tokenwatch.Record{Raw: []byte(l), Findings: []tokenwatch.Finding{{}},
+						Origin: tokenwatch.Origin{Source: "single", Offset: int64(i)}})
+				}
+				b.Records = append(b.Records, tokenwatch.Record{Raw: []byte("#Fields: date time c-ip cs-method cs-uri-stem"),
+					Origin: tokenwatch.Origin{Source: "other"}})
+				if err := p.Process(context.Background(), b); err != nil {
+					done <- err
+					return
+				}
+				for i := range lines {
+					if !reflect.DeepEqual(b.Records[i].Fields, want[i]) {
+						done <- errors.New("concurrent parse differs for line " + lines[i])
+						return
+					}
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

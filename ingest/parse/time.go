@@ -66,8 +66,15 @@ func parseTimeAny(s []byte, loc *time.Location, ref time.Time) (time.Time, bool)
 		}
 		return parseEpoch(s)
 	case isAlpha(c):
-		if t, ok := parseSyslogTime(s, loc, ref); ok {
-			return t, true
+		if len(s) < 14 {
+			return time.Time{}, false
+		}
+		if monthOf(s[:3]) != 0 {
+			if t, ok := parseSyslogTime(s, loc, ref); ok {
+				return t, true
+			}
+		} else if !isWeekday(s[:3]) {
+			return time.Time{}, false // no named form starts otherwise: skip time.Parse
 		}
 		return parseNamedLayouts(s, loc)
 	}
@@ -468,6 +475,15 @@ func monthOf(s []byte) int {
 		return 12
 	}
 	return 0
+}
+
+func isWeekday(s []byte) bool {
+	for _, d := range [...]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
+		if eqFold(s, d) {
+			return true
+		}
+	}
+	return false
 }
 
 func daysIn(month, year int) int {
