@@ -232,7 +232,11 @@ func summaryTravel(u *tokenwatch.TokenUse, from, to string, dtMs int64, km, kmh 
 }
 
 func summaryConcurrent(u *tokenwatch.TokenUse, from, to string, dtMs int64, why string) string {
-	return tokenName(u, "Token") + " was used from " + from + " and " + humanDuration(dtMs) + " apart from " + to +
+	within := "within " + humanDuration(dtMs)
+	if dtMs < 1000 {
+		within = "at the same time"
+	}
+	return tokenName(u, "Token") + " was used from " + from + " and from " + to + " " + within +
 		": " + why + " on two networks cannot be one client."
 }
 

@@ -258,7 +258,8 @@ func (r *ruleCtx) order(a *obs) (older, newer *obs) {
 // leakedReplay raises leaked_token_replay when the token was seen leaked and
 // is now used, after the leak, from a network that had not used it before the
 // leak (the leak sighting's own address counts as known: an application log
-// usually records the request of the legitimate client).
+// usually records the request of the legitimate client). Uses from labelled
+// (private, CGNAT, …) addresses name no network and are not judged.
 func (r *ruleCtx) leakedReplay(dst []tokenwatch.Alert) []tokenwatch.Alert {
 	e := r.e
 	if !e.cfg.LeakedTokenReplay.Enabled {
@@ -266,7 +267,7 @@ func (r *ruleCtx) leakedReplay(dst []tokenwatch.Alert) []tokenwatch.Alert {
 	}
 	leakMs, ok := r.s.leakMs()
 	b := r.o
-	if !ok || r.ms <= leakMs+e.skewMs || b.rejected() || !b.hasIP() || e.ignored(b.asn) {
+	if !ok || r.ms <= leakMs+e.skewMs || b.rejected() || !b.hasIP() || b.labeled() || e.ignored(b.asn) {
 		return dst
 	}
 	var leakObs *obs

@@ -107,6 +107,8 @@ func TestRules(t *testing.T) {
 				use(1, 30*min, v6Priv1)}},
 		{name: "benign/leak-logged-with-client-ip", want: []string{leak},
 			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome, asLeak("billing")), use(1, 5*min, berlinHome)}},
+		{name: "benign/leak-then-private-address", want: []string{leak},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, place{}, asLeak("billing")), use(1, 40*min, private10)}},
 		{name: "benign/leak-replay-rejected", want: []string{leak},
 			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, place{}, asLeak("billing")), use(1, 40*min, moscow, withStatus(401))}},
 		{name: "benign/leak-use-within-skew-of-leak", want: []string{leak},
@@ -248,9 +250,9 @@ func TestSummaries(t *testing.T) {
 		want string
 	}{
 		{name: "concurrent", uses: []tokenwatch.TokenUse{use(1, 0, frankfurt), use(1, 40*time.Second, paris)},
-			want: "Token eyJhbG…Qssw (sub alice, client web) was used from Frankfurt am Main, DE (AS3320) and 40 seconds apart from Paris, FR (AS3215): two countries on two networks cannot be one client."},
+			want: "Token eyJhbG…Qssw (sub alice, client web) was used from Frankfurt am Main, DE (AS3320) and from Paris, FR (AS3215) within 40 seconds: two countries on two networks cannot be one client."},
 		{name: "concurrent-clients", uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, time.Minute, berlinLTE, withUA(uaCurl))},
-			want: "Token eyJhbG…Qssw (sub alice, client web) was used from Berlin, DE (AS3320) and 1 minute apart from Berlin, DE (AS3209): two different clients (Chrome and curl) on two networks cannot be one client."},
+			want: "Token eyJhbG…Qssw (sub alice, client web) was used from Berlin, DE (AS3320) and from Berlin, DE (AS3209) within 1 minute: two different clients (Chrome and curl) on two networks cannot be one client."},
 		{name: "leaked", uses: []tokenwatch.TokenUse{use(1, 0, place{}, asLeak("billing")), use(1, 3*time.Hour, moscow)},
 			want: "Token eyJhbG…Qssw (sub alice, client web), leaked in the billing log at 2026-11-24 09:00:00 UTC, was used 3 hours later from Moscow, RU (AS12389), a network that had not used it before the leak."},
 		{name: "revoked", revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0, Reason: "logout"}},
