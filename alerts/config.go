@@ -188,8 +188,8 @@ type DispatcherConfig struct {
 	Group string `yaml:"group"`
 	// Concurrency is the number of alerts delivered at once.
 	Concurrency int `yaml:"concurrency"`
-	// StateFile keeps endpoints disabled by HTTP 410 and, for the file outbox, the
-	// dispatcher's read position (StateFile + ".cursor").
+	// StateFile keeps endpoints disabled by HTTP 410. (For a file outbox the
+	// dispatcher's read position is kept beside it, in outbox.file + ".cursor".)
 	StateFile string `yaml:"state_file"`
 	// CommitInterval is how often delivered outbox offsets are committed.
 	CommitInterval time.Duration `yaml:"commit_interval"`

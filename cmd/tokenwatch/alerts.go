@@ -142,7 +142,9 @@ func openDeadLetters(ac alerts.Config) (alerts.Queue, error) {
 func openOutboxSource(ac alerts.Config) (alerts.Source, error) {
 	switch {
 	case ac.Outbox.File != "":
-		return alerts.NewFileSource(ac.Outbox.File, ac.Dispatcher.StateFile+".cursor", false)
+		// The read position belongs to the outbox file it points into, so it
+		// sits beside that file (as a dead-letter file's replay cursor does).
+		return alerts.NewFileSource(ac.Outbox.File, ac.Outbox.File+".cursor", false)
 	case len(ac.Outbox.Brokers) > 0:
 		return alerts.NewKafkaSource(ac.Outbox.Brokers, ac.Outbox.Topic, ac.Dispatcher.Group, ac.Dispatcher.SessionTimeout), nil
 	}
@@ -367,7 +369,27 @@ func buildAlertsStage(ctx context.Context, cfg config.Config, env *cliEnv) (stag
 			return nil, nil, err
 		}
 	}
+	// Updates of suppressed alerts go out on time even while no batch arrives.
+	tickCtx, stopTick := context.WithCancel(context.WithoutCancel(ctx))
+	tickDone := make(chan struct{})
+	go func() {
+		defer close(tickDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickCtx.Done():
+				return
+			case <-t.C:
+				if err := ob.Tick(tickCtx); err != nil && tickCtx.Err() == nil {
+					slog.Warn("tokenwatch run: writing due alert updates", "err", err)
+				}
+			}
+		}
+	}()
 	closeFn = func() error {
+		stopTick()
+		<-tickDone
 		cctx, cancel := context.WithTimeout(context.Background(), ac.Outbox.WriteTimeout)
 		defer cancel()
 		err := ob.Close(cctx)

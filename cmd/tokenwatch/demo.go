@@ -186,6 +186,7 @@ func (d *demo) config(dir string, recv *receiver) config.Config {
 	cfg.Alerts.Sinks = []alerts.SinkConfig{{Name: "demo-webhook", Type: alerts.SinkWebhook, URL: recv.url, Secrets: []string{recv.secret}, Template: "raw", Timeout: 5 * time.Second}}
 	cfg.Alerts.DefaultSinks = []string{"demo-webhook"}
 	cfg.Alerts.Dispatcher.InProcess = true
+	cfg.Alerts.Dispatcher.StateFile = filepath.Join(d.out, "alerts-state.json")
 	cfg.Alerts.Dispatcher.DrainTimeout = 30 * time.Second
 	return cfg
 }
