@@ -84,12 +84,14 @@ servers-status: ## show whether the test servers are running
 build: ## build bin/tokenwatch
 	$(GO) build -trimpath -o bin/tokenwatch ./cmd/tokenwatch
 
-lint: ## gofmt -l, go vet, staticcheck
+lint: ## gofmt -l, go vet, staticcheck, shellcheck of scripts/ and .ci/run
 	@out="$$(gofmt -l $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go'))"; \
 	if [[ -n "$$out" ]]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(MAKE) --no-print-directory vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags integration ./...
+	bash -c 'source scripts/lib.sh && apt_install shellcheck'
+	shellcheck -x scripts/*.sh .ci/run
 
 fuzz: ## run every Fuzz* target for FUZZTIME (default 10s) each
 	@n=0; for pkg in $$($(GO) list ./...); do \

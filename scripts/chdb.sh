@@ -6,6 +6,7 @@
 #   scripts/chdb.sh python    print the venv's python (TOKENWATCH_TEST_CHDB_PYTHON)
 #   scripts/chdb.sh check     run one query through scripts/chdb_server.py
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CHDB_VERSION="${CHDB_VERSION:-26.9.0}"

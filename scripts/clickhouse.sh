@@ -14,6 +14,7 @@
 # CLICKHOUSE_SERVER=/path/to/clickhouse-server (or a `clickhouse` multi-call binary) runs
 # another build with the same config.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HOST=127.0.0.1

@@ -5,6 +5,7 @@
 #
 #   scripts/gotest.sh LABEL [go test flags] PACKAGES...
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 label="${1:?usage: gotest.sh LABEL [go test args]}"
 shift

@@ -10,6 +10,7 @@
 # Jars: .cache/kafka/libs, config/pid/logs: .cache/kafka, data: .cache/kafka-data
 # (wiped on every start unless KAFKA_KEEP_DATA=1).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT="${KAFKA_PORT:-19092}"
@@ -100,6 +101,8 @@ start() {
 	command -v "$JAVA" >/dev/null || die "java not found (Java 17+ is needed)"
 	fetch
 	write_config
+	# keep the previous run's log beside the new one, not appended to it
+	if [[ -f "$LOGDIR/server.log" ]]; then mv -f "$LOGDIR/server.log" "$LOGDIR/server.log.prev"; fi
 	local t0=$SECONDS
 	if [[ "${KAFKA_KEEP_DATA:-0}" != 1 || ! -f "$DATA/meta.properties" ]]; then
 		rm -rf "$DATA"

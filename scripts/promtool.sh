@@ -5,6 +5,7 @@
 #   scripts/promtool.sh install   apt-get install prometheus (once); the service is not started
 #   scripts/promtool.sh path      print the promtool path (export it as PROMTOOL)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 find_promtool() {
