@@ -462,3 +462,45 @@ func BenchmarkFileSource(b *testing.B) {
 		src.Close()
 	}
 }
+
+// A Multi with a followed file never ends by itself; Close stops it promptly.
+func TestMultiCloseWhileFollowing(t *testing.T) {
+	dir := t.TempDir()
+	followed, plain := filepath.Join(dir, "f.log"), filepath.Join(dir, "p.log")
+	writeFile(t, followed, "f1\n")
+	writeFile(t, plain, "p1\np2\n")
+	fs1, err := NewFileSource(FileConfig{Path: followed, Follow: true}, tokenwatch.KindAuth, Limits{PollInterval: 5 * time.Millisecond, FlushInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs2, err := NewFileSource(FileConfig{Path: plain}, tokenwatch.KindApp, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMulti([]Source{fs1, fs2}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := map[string]int{}
+	for got[followed] < 1 || got[plain] < 2 {
+		b := &tokenwatch.Batch{}
+		if err := m.Next(ctx, b); err != nil {
+			t.Fatalf("Next: %v (got %v)", err, got)
+		}
+		for _, r := range b.Records {
+			got[r.Source]++
+		}
+		if err := m.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked on a followed file")
+	}
+}

@@ -236,15 +236,17 @@ func (m *Multi) Commit(ctx context.Context, b *tokenwatch.Batch) error {
 	return nil
 }
 
-// Close stops the readers and closes every source.
+// Close stops the readers, waits for them to return from Next (every source
+// honours ctx), then closes every source. Batches read ahead but not handed out
+// are dropped uncommitted.
 func (m *Multi) Close() error {
 	m.cancel()
+	m.wg.Wait()
 	var errs []error
 	for _, s := range m.srcs {
 		if err := s.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	m.wg.Wait()
 	return errors.Join(errs...)
 }
