@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/tokenwatch/tokenwatch"
@@ -126,6 +127,7 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 	format := fs.String("format", "text", "output format: text, json or sarif")
 	baseline := fs.String("baseline", "", "suppress findings whose fingerprint is in this file (scan --format json output, or one fingerprint per line)")
 	jobs := fs.Int("jobs", 0, "scanning goroutines (default: number of CPUs)")
+	listRules := fs.Bool("list-rules", false, "print the detection rules (kind, rule, description) and exit; --format json for JSON lines")
 	var kf keyFlags
 	kf.register(fs)
 	if code, ok := parseFlags(env, fs, args); !ok {
@@ -135,6 +137,9 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 	case "text", "json", "sarif":
 	default:
 		return fail(env, "scan", fmt.Errorf("--format %q: want text, json or sarif", *format))
+	}
+	if *listRules {
+		return printRules(env, *format)
 	}
 	if *jobs < 0 {
 		return fail(env, "scan", fmt.Errorf("--jobs %d: want 0 (all CPUs) or more", *jobs))
@@ -352,4 +357,28 @@ func checkStdinOnce(paths []string) error {
 		return fmt.Errorf("%w: stdin (-) given more than once", errUsage)
 	}
 	return nil
+}
+
+// printRules writes detect.Rules(): an aligned table, or JSON lines.
+func printRules(env *cliEnv, format string) int {
+	rules := detect.Rules()
+	if format == "json" {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetEscapeHTML(false)
+		for _, r := range rules {
+			if err := enc.Encode(r); err != nil {
+				return fail(env, "scan", fmt.Errorf("write output: %w", err))
+			}
+		}
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tKIND\tDESCRIPTION")
+	for _, r := range rules {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Rule, r.Kind, r.Description)
+	}
+	if err := tw.Flush(); err != nil {
+		return fail(env, "scan", fmt.Errorf("write output: %w", err))
+	}
+	return exitOK
 }

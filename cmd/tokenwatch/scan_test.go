@@ -256,6 +256,8 @@ func TestScanExitCodes(t *testing.T) {
 		{name: "stdin twice", args: []string{"-", "-"}, code: exitUsage, stderrHas: "more than once"},
 		{name: "bad key", args: []string{"--fingerprint-key", "short", sample}, code: exitUsage, stderrHas: "fingerprint-key"},
 		{name: "bad baseline", args: []string{"--baseline", missing, sample}, code: exitUsage, stderrHas: "baseline"},
+		{name: "list rules", args: []string{"--list-rules"}, code: exitOK, stdoutHas: "jwt.compact"},
+		{name: "list rules json", args: []string{"--list-rules", "--format", "json"}, code: exitOK, stdoutHas: `{"kind":"jwt","rule":"jwt.compact"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
