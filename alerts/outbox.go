@@ -187,6 +187,16 @@ func (o *Outbox) Process(ctx context.Context, b *tokenwatch.Batch) error {
 	return err
 }
 
+// Tick writes the updates that are due; call it periodically (every second) so
+// updates go out while the pipeline is idle.
+func (o *Outbox) Tick(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	o.lastDue = now
+	return o.write(ctx, o.policy.Due(nil, now), now)
+}
+
 // Flush writes every pending update now (call before shutdown).
 func (o *Outbox) Flush(ctx context.Context) error {
 	o.mu.Lock()

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -163,4 +166,77 @@ func ExampleWebhookID() {
 	// Output:
 	// true
 	// false
+}
+
+// TestOutboxTickEmitsDueUpdates: a pending update goes out on Tick once its
+// interval passed, without another batch.
+func TestOutboxTickEmitsDueUpdates(t *testing.T) {
+	c := DefaultConfig()
+	c.Policy.UpdateInterval = time.Minute
+	q := &failingQueue{}
+	now := time.Unix(1_800_000_000, 0)
+	ob := NewOutbox(c, q, WithClock(func() time.Time { return now }))
+	a := testAlert(1, tokenwatch.AlertConcurrentReplay)
+	for range 3 {
+		if err := ob.Process(context.Background(), &tokenwatch.Batch{Alerts: []tokenwatch.Alert{a}}); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Second)
+	}
+	if len(q.got) != 1 {
+		t.Fatalf("%d messages before the interval, want 1", len(q.got))
+	}
+	ob.Tick(context.Background())
+	if len(q.got) != 1 {
+		t.Fatal("update emitted before its interval")
+	}
+	now = now.Add(time.Minute)
+	if err := ob.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.got) != 2 {
+		t.Fatalf("%d messages after Tick, want 2", len(q.got))
+	}
+	var env Envelope
+	json.Unmarshal(q.got[1], &env)
+	if env.Alert.ID != a.ID || env.Alert.Update != 1 {
+		t.Fatalf("tick emitted %s/%d", env.Alert.ID, env.Alert.Update)
+	}
+}
+
+// TestFileSourceWaitsForWholeLines: a line still being appended is not
+// returned until its newline arrives.
+func TestFileSourceWaitsForWholeLines(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "q.jsonl")
+	os.WriteFile(p, []byte(`{"a":1}`+"\n"+`{"b":`), 0o600)
+	src, err := NewFileSource(p, p+".cursor", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	it, err := src.Fetch(context.Background())
+	if err != nil || string(it.Value) != `{"a":1}` {
+		t.Fatalf("first = %q, %v", it.Value, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	if it, err := src.Fetch(ctx); err == nil {
+		t.Fatalf("returned the partial line %q", it.Value)
+	}
+	cancel()
+	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("2}\n")
+	f.Close()
+	it2, err := src.Fetch(context.Background())
+	if err != nil || string(it2.Value) != `{"b":2}` {
+		t.Fatalf("second = %q, %v", it2.Value, err)
+	}
+	if err := src.Commit(context.Background(), it2); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := NewFileSource(p, p+".cursor", true)
+	defer again.Close()
+	if it, err := again.Fetch(context.Background()); err != io.EOF {
+		t.Fatalf("after commit a reopened bounded source returned %v, %v; want io.EOF", it, err)
+	}
 }

@@ -181,6 +181,8 @@ type FileSource struct {
 	pos    int64
 	limit  int64 // -1: follow
 	poll   time.Duration
+	// partial is a line read without its newline yet.
+	partial []byte
 }
 
 // NewFileSource opens path from the position stored in cursorPath (0 when none).
@@ -217,34 +219,27 @@ func NewFileSource(path, cursorPath string, bounded bool) (*FileSource, error) {
 	return s, nil
 }
 
-// Fetch implements Source. A partial last line (a writer mid-append) is waited for.
+// Fetch implements Source. A partial last line (a writer mid-append) is kept
+// and completed on a later call.
 func (s *FileSource) Fetch(ctx context.Context) (*Item, error) {
-	var line []byte
 	for {
 		if s.limit >= 0 && s.pos >= s.limit {
 			return nil, io.EOF
 		}
 		chunk, err := s.br.ReadBytes('\n')
-		line = append(line, chunk...)
-		if err == nil {
-			s.pos += int64(len(line))
-			v := bytes.TrimSpace(line)
+		s.partial = append(s.partial, chunk...)
+		if err == nil || (err == io.EOF && s.limit >= 0 && s.pos+int64(len(s.partial)) >= s.limit) {
+			// A whole line, or the rest of a bounded file.
+			s.pos += int64(len(s.partial))
+			v := bytes.TrimSpace(s.partial)
+			s.partial = nil
 			if len(v) == 0 {
-				line = line[:0]
 				continue
 			}
 			return &Item{Value: v, Offset: s.pos}, nil
 		}
 		if err != io.EOF {
 			return nil, fmt.Errorf("read %s: %w", s.f.Name(), err)
-		}
-		if s.limit >= 0 && s.pos+int64(len(line)) >= s.limit {
-			// A bounded read ends at the size seen at open.
-			if len(bytes.TrimSpace(line)) == 0 {
-				return nil, io.EOF
-			}
-			s.pos += int64(len(line))
-			return &Item{Value: bytes.TrimSpace(line), Offset: s.pos}, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -264,7 +259,7 @@ func (s *FileSource) Close() error { return s.f.Close() }
 
 func (s *FileSource) caughtUp() bool {
 	st, err := s.f.Stat()
-	return err == nil && s.br.Buffered() == 0 && s.pos >= st.Size()
+	return err == nil && s.br.Buffered() == 0 && s.pos+int64(len(s.partial)) >= st.Size()
 }
 
 func (s *KafkaSource) caughtUp() bool { return s.r == nil || s.r.Lag() <= 0 }
