@@ -182,6 +182,8 @@ func TestParseFormats(t *testing.T) {
 			want{Format: "plain", Method: "POST", Path: "/api/v2/login", Status: 302}},
 		{"plain timestamp + level + json", `2026-11-25T08:14:06Z INFO {"ip":"203.0.113.66","path":"/q"}`,
 			want{Format: "json", Time: "2026-11-25T08:14:06Z", IP: "203.0.113.66", Path: "/q"}},
+		{"plain klog", `I1125 08:14:06.123456   12 authentication.go:73] "Unable to authenticate the request" err="invalid bearer token" peer="[2001:db8::4]:55312"`,
+			want{Format: "plain", Time: "2026-11-25T08:14:06.123456Z", IP: "2001:db8::4"}},
 		{"plain nothing", `token refreshed`, want{Format: "plain"}},
 	}
 	for _, tc := range tests {

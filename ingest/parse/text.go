@@ -94,6 +94,9 @@ func (st *pstate) leadingTime(s []byte) (time.Time, []byte, bool) {
 		}
 		return time.Time{}, s, false
 	}
+	if t, n, ok := parseKlogTime(s, st.p.loc, st.ref); ok {
+		return t, s[n:], true
+	}
 	maxWords := 3
 	switch {
 	case isDigit(s[0]):

@@ -401,6 +401,12 @@ func parseSyslogTime(s []byte, loc *time.Location, ref time.Time) (time.Time, bo
 		}
 		return time.Date(year, time.Month(month), day, hour, min, sec, nsec, z), true
 	}
+	return nearestYear(month, day, hour, min, sec, nsec, z, ref)
+}
+
+// nearestYear returns the date in the year (previous, current or next of ref)
+// that is nearest ref; false when none of them has that day (Feb 29).
+func nearestYear(month, day, hour, min, sec, nsec int, z *time.Location, ref time.Time) (time.Time, bool) {
 	var best time.Time
 	var bestD time.Duration
 	for y := ref.Year() - 1; y <= ref.Year()+1; y++ {
@@ -417,6 +423,26 @@ func parseSyslogTime(s []byte, loc *time.Location, ref time.Time) (time.Time, bo
 		}
 	}
 	return best, !best.IsZero()
+}
+
+// parseKlogTime parses the header of klog / glog lines (Kubernetes components):
+// "I1125 08:14:06.123456" (severity letter, mmdd, time; year-less). It returns
+// the number of bytes used.
+func parseKlogTime(s []byte, loc *time.Location, ref time.Time) (time.Time, int, bool) {
+	if len(s) < 14 || (s[0] != 'I' && s[0] != 'W' && s[0] != 'E' && s[0] != 'F') || s[5] != ' ' {
+		return time.Time{}, 0, false
+	}
+	month, ok1 := atoiN(s[1:3])
+	day, ok2 := atoiN(s[3:5])
+	if !ok1 || !ok2 || month < 1 || month > 12 || day < 1 || day > 31 {
+		return time.Time{}, 0, false
+	}
+	hour, min, sec, nsec, n, ok := parseClock(s[6:])
+	if !ok || n < 8 {
+		return time.Time{}, 0, false
+	}
+	t, ok := nearestYear(month, day, hour, min, sec, nsec, loc, ref)
+	return t, 6 + n, ok
 }
 
 // namedLayouts are tried, in order, for times that start with a letter and are not
