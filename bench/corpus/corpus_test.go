@@ -242,8 +242,8 @@ func TestBenchModeIsCleanHeavy(t *testing.T) {
 		t.Fatal(err)
 	}
 	perLine := float64(meta.Labels) / float64(meta.Lines)
-	if meta.Bytes < 8000000 || perLine < 0.0005 || perLine > 0.003 {
-		t.Errorf("bench corpus: %d bytes, %.4f credentials per line; want >= 8 MB and about 0.001", meta.Bytes, perLine)
+	if meta.Mode != "bench" || meta.Bytes < 8000000 || perLine < 0.0005 || perLine > 0.003 {
+		t.Errorf("bench corpus: mode %q, %d bytes, %.4f credentials per line; want bench, >= 8 MB and about 0.001", meta.Mode, meta.Bytes, perLine)
 	}
 }
 

@@ -52,6 +52,7 @@ type Meta struct {
 
 // genConfig controls a generation run.
 type genConfig struct {
+	Mode  string // "quality" or "bench", recorded in meta.json
 	Seed  uint64
 	Lines int64 // stop after this many lines (0: use Bytes)
 	Bytes int64 // stop once this many bytes are written (bench mode)
@@ -126,7 +127,7 @@ func (g *generator) run(w io.Writer, labels, negs io.Writer) (Meta, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	lw := bufio.NewWriter(labels)
 	nw := bufio.NewWriter(negs)
-	meta := Meta{Seed: g.cfg.Seed, ByKind: map[string]int{}, Now: refNow}
+	meta := Meta{Seed: g.cfg.Seed, Mode: g.cfg.Mode, ByKind: map[string]int{}, Now: refNow}
 	longAt := map[int64]bool{}
 	if g.cfg.LongLines > 0 && g.cfg.Lines > 0 {
 		step := g.cfg.Lines / int64(g.cfg.LongLines+1)

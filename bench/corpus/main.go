@@ -102,14 +102,13 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "corpus gen: %v\n", err)
 		return 2
 	}
-	meta.Mode = *mode
 	fmt.Fprintf(stdout, "corpus: %d lines, %d bytes, %d labelled credentials, %d hard negatives in %s\n",
 		meta.Lines, meta.Bytes, meta.Labels, meta.Negatives, *out)
 	return 0
 }
 
 func genConfigFor(mode string, lines, size int64, seed uint64, long int) (genConfig, error) {
-	cfg := genConfig{Seed: seed, Lines: lines, Bytes: size}
+	cfg := genConfig{Mode: mode, Seed: seed, Lines: lines, Bytes: size}
 	switch mode {
 	case "quality":
 		cfg.PosEvery, cfg.NegEvery, cfg.CRLFPercent, cfg.LongLines = 3, 3, 10, 2
