@@ -124,8 +124,15 @@ type alertRow struct {
 	Evidence                                                    int
 }
 
+// hygieneRow is one posture finding type in the token hygiene section.
+type hygieneRow struct {
+	Type, Severity, Example string
+	N                       int
+}
+
 type view struct {
 	Data
+	Hygiene       []hygieneRow
 	Land          template.HTML
 	Points        []mapPoint
 	Lines         []mapLine
@@ -148,13 +155,35 @@ func Write(w io.Writer, d Data) error {
 	if !d.GeneratedAt.IsZero() {
 		v.GeneratedText = d.GeneratedAt.UTC().Format("2006-01-02 15:04 MST")
 	}
-	v.Points, v.Lines = mapOf(d.Alerts)
-	v.Rows, v.Ticks, v.TimelineH = timelineOf(d.Alerts)
-	v.Leaks, v.Kinds = bars(d.LeaksPerService), bars(d.FindingsPerKind)
-	v.Table = tableOf(d.Alerts)
-	types := map[string]int{}
+	// Incidents (the contract's alert types) get the map, the timeline and the
+	// table; posture findings (package policy) get the hygiene section.
+	var incidents []tokenwatch.Alert
+	hyg := map[string]*hygieneRow{}
 	for _, a := range d.Alerts {
-		types[a.Type]++
+		if _, ok := typeColors[a.Type]; ok {
+			incidents = append(incidents, a)
+			continue
+		}
+		h := hyg[a.Type]
+		if h == nil {
+			h = &hygieneRow{Type: a.Type, Severity: string(a.Severity), Example: a.Summary}
+			hyg[a.Type] = h
+		}
+		h.N++
+	}
+	for _, h := range hyg {
+		v.Hygiene = append(v.Hygiene, *h)
+	}
+	sort.Slice(v.Hygiene, func(i, j int) bool { return v.Hygiene[i].Type < v.Hygiene[j].Type })
+	v.Points, v.Lines = mapOf(incidents)
+	v.Rows, v.Ticks, v.TimelineH = timelineOf(incidents)
+	v.Leaks, v.Kinds = bars(d.LeaksPerService), bars(d.FindingsPerKind)
+	v.Table = tableOf(incidents)
+	types := map[string]int{}
+	for _, a := range incidents {
+		if travelTypes[a.Type] {
+			types[a.Type]++
+		}
 	}
 	for typ, n := range types {
 		v.Legend = append(v.Legend, Count{typ, n})

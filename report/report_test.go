@@ -33,6 +33,10 @@ func sampleData() Data {
 				EventTime: t0.Add(5 * time.Minute), Summary: "A bearer token was written to the log of billing-api."},
 			{ID: "a3", Type: tokenwatch.AlertAlgNoneAccepted, Severity: tokenwatch.SeverityCritical, Fingerprint: "00000000000000000000000000000001",
 				EventTime: t0.Add(50 * time.Minute), Summary: "An unsigned JWT was accepted."},
+			{ID: "p1", Type: "audience_mismatch", Severity: tokenwatch.SeverityLow, Fingerprint: "00000000000000000000000000000002",
+				EventTime: t0.Add(55 * time.Minute), Summary: "A token for audience api was presented to billing."},
+			{ID: "p2", Type: "audience_mismatch", Severity: tokenwatch.SeverityLow, Fingerprint: "00000000000000000000000000000003",
+				EventTime: t0.Add(56 * time.Minute), Summary: "Another audience mismatch."},
 		},
 		LeaksPerService: []Count{{"billing-api", 3}, {"notifier", 5}},
 		FindingsPerKind: []Count{{"jwt", 900}, {"bearer", 40}},
@@ -100,5 +104,8 @@ func TestWriteEmpty(t *testing.T) {
 	}
 	if c := strings.Count(buf.String(), "No alerts."); c != 2 {
 		t.Errorf("empty report shows 'No alerts.' %d times, want 2 (map section has none, timeline and table do)", c)
+	}
+	if !strings.Contains(buf.String(), "No token hygiene findings.") {
+		t.Error("empty report lacks the empty hygiene section")
 	}
 }
