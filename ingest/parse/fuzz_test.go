@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/netip"
 	"strings"
@@ -93,16 +94,32 @@ func FuzzWalkJSON(f *testing.F) {
 	for _, s := range seedRecords {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"user_agent":"a\"b\\c\/d\n\t"}`))
+	f.Add([]byte(`{"x":{"user_agent":"nested"},"user_agent":"top"}`))
 	keys := buildKeys(FieldMap{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var c collected
 		reason := walkJSON(raw, keys, &c)
-		if reason == "" || reason == reasonJSONDepth {
+		var obj map[string]json.RawMessage
+		valid := json.Unmarshal(raw, &obj) == nil && obj != nil
+		if reason != "" {
+			if valid && reason != reasonJSONDepth {
+				t.Fatalf("walkJSON rejected valid JSON (%s): %q", reason, raw)
+			}
 			return
 		}
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) == nil && obj != nil {
-			t.Fatalf("walkJSON rejected valid JSON (%s): %q", reason, raw)
+		// Differential check of string decoding: a single top-level "user_agent"
+		// string decodes as encoding/json decodes it.
+		if !valid || !utf8.Valid(raw) || bytes.Contains(raw, []byte(`\u`)) ||
+			bytes.Count(bytes.ToLower(raw), []byte("user_agent")) != 1 {
+			return
+		}
+		var ua string
+		if json.Unmarshal(obj["user_agent"], &ua) != nil || ua == "" || ua == "-" {
+			return
+		}
+		if got := string(c.get(fUA)); got != ua {
+			t.Fatalf("user_agent decoded as %q, encoding/json says %q (record %q)", got, ua, raw)
 		}
 	})
 }
