@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudflare/ahocorasick"
 	"github.com/tokenwatch/tokenwatch"
@@ -67,6 +68,57 @@ func BenchmarkBytesIndexBaseline(b *testing.B) {
 	}
 	if n == 0 {
 		b.Fatal("baseline found nothing")
+	}
+}
+
+// BenchmarkScanVsIndex alternates a scan pass and a bytes.Index("eyJ") pass
+// over the same clean-heavy buffer in every iteration, so both see the same
+// machine load, and reports both speeds and their ratio (scan/index).
+func BenchmarkScanVsIndex(b *testing.B) {
+	lines := corpus(1, 20000, 1000)
+	buf := bytes.Join(lines, []byte{'\n'})
+	s := benchScanner(b)
+	var dst []tokenwatch.Finding
+	needle := []byte("eyJ")
+	var tScan, tIndex time.Duration
+	b.SetBytes(totalBytes(lines))
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		for _, l := range lines {
+			dst = s.Scan(l, dst[:0])
+		}
+		t1 := time.Now()
+		for rest := buf; ; {
+			i := bytes.Index(rest, needle)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(needle):]
+		}
+		tScan += t1.Sub(t0)
+		tIndex += time.Since(t1)
+	}
+	mb := float64(totalBytes(lines)) * float64(b.N) / 1e6
+	b.ReportMetric(mb/tScan.Seconds(), "scan-MB/s")
+	b.ReportMetric(mb/tIndex.Seconds(), "index-MB/s")
+	b.ReportMetric(tIndex.Seconds()/tScan.Seconds(), "ratio")
+}
+
+// BenchmarkScanAdversarial: a 4 MiB line of anchors that never validate
+// (linear time: compare its MB/s with BenchmarkScanClean).
+func BenchmarkScanAdversarial(b *testing.B) {
+	var sb strings.Builder
+	for sb.Len() < 4<<20 {
+		sb.WriteString("eyJhbGciOiJIUzI1NiJ9.. Bearer token=x access_token: code=1 Cookie: a=b; ghp_x ")
+	}
+	line := []byte(sb.String())
+	s := benchScanner(b)
+	var dst []tokenwatch.Finding
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = s.Scan(line, dst[:0])
 	}
 }
 

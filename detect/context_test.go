@@ -141,6 +141,8 @@ func TestLongLines(t *testing.T) {
 		strings.Repeat("a", 1<<22) + "=eyJ",
 		strings.Repeat("Cookie: a=b; ", 1<<16),
 		strings.Repeat("%2E", 1<<20),
+		strings.Repeat("code=1 ", 1<<19),
+		strings.Repeat("eyJhbGciOiJIUzI1NiJ9.. Bearer token=x access_token: code=1 Cookie: a=b; ghp_x ", 1<<15),
 	} {
 		if fs := s.Scan([]byte(bad), nil); len(fs) != 0 {
 			t.Errorf("pathological line of %d bytes: got %d findings", len(bad), len(fs))

@@ -172,6 +172,7 @@ type scanState struct {
 	base    int
 	lastEnd int // findings never overlap: a new one must start at or after this
 	sc      *scratch
+	oauth   uint8 // OAuth context of the line: 0 unknown, 1 yes, 2 no
 }
 
 func (st *scanState) scratch() *scratch {

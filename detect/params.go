@@ -186,7 +186,7 @@ func (st *scanState) paramAt(p, n int) bool {
 	if !ok {
 		return false
 	}
-	if kind == KindOAuthCode && !oauthContext(line) {
+	if kind == KindOAuthCode && !st.oauthContext() {
 		return false
 	}
 	if isSchemeWord(line, j) {
@@ -241,13 +241,19 @@ func isSchemeWord(line []byte, j int) bool {
 // oauthMarkers tell that a code= parameter is an OAuth authorization code.
 var oauthMarkers = [...]string{"state=", "redirect_uri", "authorization_code", "/callback", "/authorize", "oauth", "OAuth", "code_verifier", "session_state", "/cb?", "\"state\""}
 
-func oauthContext(line []byte) bool {
-	for _, m := range oauthMarkers {
-		if bytes.Contains(line, []byte(m)) {
-			return true
+// oauthContext reports whether the line carries OAuth context. It is computed
+// once per line: a line with many code= keys costs one search, not one each.
+func (st *scanState) oauthContext() bool {
+	if st.oauth == 0 {
+		st.oauth = 2
+		for _, m := range oauthMarkers {
+			if bytes.Contains(st.line, []byte(m)) {
+				st.oauth = 1
+				break
+			}
 		}
 	}
-	return false
+	return st.oauth == 1
 }
 
 // awsSecretShape: 40 bytes of [A-Za-z0-9/+] with upper and lower case, not
