@@ -102,13 +102,8 @@ fuzz: ## run every Fuzz* target for FUZZTIME (default 10s) each
 		done; \
 	done; echo "fuzz: $$n targets ran for $(FUZZTIME) each"
 
-demo: ## run the end-to-end demo (tokenwatch demo)
-	@if grep -qsE 'name:[[:space:]]*"demo"' cmd/tokenwatch/*.go; then \
-		$(GO) run ./cmd/tokenwatch demo; \
-	else \
-		echo "make demo: the 'tokenwatch demo' command does not exist yet (no cmd/tokenwatch/demo.go); nothing to run."; \
-		exit 2; \
-	fi
+demo: ## generate traffic with planted token incidents and watch tokenwatch catch them (no servers needed)
+	$(GO) run ./cmd/tokenwatch demo
 
 bench: ## Go benchmarks of every package (plus bench/scan.sh when present)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
