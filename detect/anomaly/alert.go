@@ -12,7 +12,9 @@ import (
 )
 
 // alert appends an alert of type typ for the current use; other is the kept
-// observation involved (nil when the use alone is the evidence).
+// observation involved (nil when the use alone is the evidence). Token fields
+// come from the current use; id, event time and service from the newest use
+// involved, so the alert is the same whichever of the two arrived last.
 func (r *ruleCtx) alert(dst []tokenwatch.Alert, typ string, other *obs, summary string) []tokenwatch.Alert {
 	u := r.u
 	cur := tokenwatch.EvidenceOf(u)
@@ -39,6 +41,7 @@ func (r *ruleCtx) alert(dst []tokenwatch.Alert, typ string, other *obs, summary 
 			a.Evidence = []tokenwatch.Evidence{cur, ev}
 			src, part, off = r.sh.in.dispOf(other.disp).source, other.partition(), other.offset()
 			a.EventTime = ev.Time
+			a.Service = ev.Service
 		} else {
 			a.Evidence = []tokenwatch.Evidence{ev, cur}
 			a.EventTime = cur.Time
@@ -78,7 +81,7 @@ func (r *ruleCtx) evidenceOf(o *obs) tokenwatch.Evidence {
 		ASOrg:     in.orgs[o.asn],
 		City:      in.cityOf(o.city),
 		UserAgent: d.ua,
-		Status:    int(o.status),
+		Status:    int(o.status()),
 		Service:   d.service,
 	}
 	if o.country != [2]byte{} {

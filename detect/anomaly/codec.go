@@ -391,7 +391,7 @@ func (e *Engine) Snapshot(dst []byte, key tokenwatch.Fingerprint) ([]byte, bool)
 		b = binary.AppendVarint(b, int64(o.lon))
 		b = binary.AppendUvarint(b, uint64(o.asn))
 		b = binary.AppendUvarint(b, uint64(o.radius))
-		b = binary.AppendUvarint(b, uint64(o.status))
+		b = binary.AppendUvarint(b, uint64(o.stat))
 		b = append(b, o.country[0], o.country[1], o.cont, o.bits)
 		d := sh.in.dispOf(o.disp)
 		b = appendStr(b, sh.in.cityOf(o.city))
@@ -454,7 +454,7 @@ func (e *Engine) Restore(snap []byte) error {
 		if rad > math.MaxUint16 || st > math.MaxUint16 {
 			r.fail(errors.New("value out of range"))
 		}
-		o.radius, o.status = uint16(rad), uint16(st)
+		o.radius, o.stat = uint16(rad), uint16(st)
 		o.country[0], o.country[1], o.cont, o.bits = r.byte(), r.byte(), r.byte(), r.byte()
 		so.city, so.ua, so.service, so.source, so.org = r.str(), r.str(), r.str(), r.str(), r.str()
 		if i > 0 && o.dt < list[i-1].o.dt {

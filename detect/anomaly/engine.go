@@ -233,7 +233,13 @@ func (e *Engine) observe(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []token
 	if u.Leak {
 		dst = r.leak(dst)
 		if fits {
+			before, had := s.leakMs()
 			s.noteLeak(o)
+			if !had || ms < before {
+				// The leak sighting may reach us after uses it explains (an
+				// application log read behind the auth logs): judge those now.
+				dst = r.replaysBeforeLeakSeen(dst)
+			}
 		}
 	} else {
 		dst = r.singleUse(dst, rev, revoked)
@@ -252,9 +258,14 @@ func (e *Engine) observe(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []token
 	return dst
 }
 
-// merge folds o (a later use from the same client) into r.
+// merge folds o (a later use from the same client) into r, widening r's span.
 func (r *obs) merge(o *obs) {
-	r.dt, r.poff, r.status, r.disp = o.dt, o.poff, o.status, o.disp
+	span := (int64(o.dt)-int64(r.dt)+999)/1000 + spanBound(r.span())
+	if spanBound(r.span()) == math.MaxInt64 {
+		span = math.MaxInt64
+	}
+	r.stat = o.status() | spanCode(span)<<spanShift
+	r.dt, r.poff, r.disp = o.dt, o.poff, o.disp
 	if o.hasLoc() {
 		r.lat, r.lon, r.radius, r.city, r.country, r.cont, r.asn = o.lat, o.lon, o.radius, o.city, o.country, o.cont, o.asn
 		r.bits = o.bits
@@ -381,8 +392,8 @@ func (e *Engine) makeObs(sh *shard, s *state, u *tokenwatch.TokenUse, ms int64) 
 	if u.Leak {
 		o.bits |= obsLeak
 	}
-	if u.Status > 0 && u.Status < 1000 {
-		o.status = uint16(u.Status)
+	if u.Status > 0 && u.Status <= statusMask {
+		o.stat = uint16(u.Status)
 	}
 	okc, okd := true, true
 	if !cityDone {

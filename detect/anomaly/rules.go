@@ -261,39 +261,84 @@ func (r *ruleCtx) order(a *obs) (older, newer *obs) {
 // usually records the request of the legitimate client). Uses from labelled
 // (private, CGNAT, …) addresses name no network and are not judged.
 func (r *ruleCtx) leakedReplay(dst []tokenwatch.Alert) []tokenwatch.Alert {
-	e := r.e
-	if !e.cfg.LeakedTokenReplay.Enabled {
+	if !r.e.cfg.LeakedTokenReplay.Enabled {
 		return dst
 	}
 	leakMs, ok := r.s.leakMs()
-	b := r.o
-	if !ok || r.ms <= leakMs+e.skewMs || b.rejected() || !b.hasIP() || b.labeled() || e.ignored(b.asn) {
+	if !ok || !r.replayCandidate(r.o, leakMs) || r.knownBeforeLeak(r.o, leakMs) {
+		return dst
+	}
+	if r.suppressed(tokenwatch.AlertLeakedTokenReplay, dedupeKey(tokenwatch.AlertLeakedTokenReplay, r.o, nil)) {
 		return dst
 	}
 	var leakObs *obs
 	for i := 0; i < int(r.s.n); i++ {
-		a := &r.s.ring[i]
-		if a.leak() {
-			if leakObs == nil {
-				leakObs = a
-			}
-		} else if r.s.ms(a.dt) > leakMs+e.skewMs || a.rejected() {
-			continue
+		if r.s.ring[i].leak() {
+			leakObs = &r.s.ring[i]
+			break
 		}
-		if !a.hasIP() {
-			continue
-		}
-		if sameClient(a, b) || (a.asn != 0 && a.asn == b.asn) {
-			return dst
-		}
-	}
-	if r.suppressed(tokenwatch.AlertLeakedTokenReplay, dedupeKey(tokenwatch.AlertLeakedTokenReplay, b, nil)) {
-		return dst
 	}
 	leakDisp := dispKey{}
 	if leakObs != nil {
 		leakDisp = r.sh.in.dispOf(leakObs.disp)
 	}
 	return r.alert(dst, tokenwatch.AlertLeakedTokenReplay, leakObs,
-		summaryLeakedReplay(r.u, leakDisp.service, leakMs, r.ms-leakMs, r.place(b)))
+		summaryLeakedReplay(r.u, leakDisp.service, leakMs, r.ms-leakMs, r.place(r.o)))
+}
+
+// replaysBeforeLeakSeen runs leaked_token_replay for uses already kept that
+// happened after a leak sighting being observed now (the current use).
+func (r *ruleCtx) replaysBeforeLeakSeen(dst []tokenwatch.Alert) []tokenwatch.Alert {
+	if !r.e.cfg.LeakedTokenReplay.Enabled {
+		return dst
+	}
+	leakMs, ok := r.s.leakMs()
+	if !ok {
+		return dst
+	}
+	for i := 0; i < int(r.s.n); i++ {
+		b := &r.s.ring[i]
+		if !r.replayCandidate(b, leakMs) || r.knownBeforeLeak(b, leakMs) {
+			continue
+		}
+		if r.suppressed(tokenwatch.AlertLeakedTokenReplay, dedupeKey(tokenwatch.AlertLeakedTokenReplay, b, nil)) {
+			continue
+		}
+		bMs := r.s.ms(b.dt)
+		dst = r.alert(dst, tokenwatch.AlertLeakedTokenReplay, b,
+			summaryLeakedReplay(r.u, r.u.Service, leakMs, bMs-leakMs, r.place(b)))
+	}
+	return dst
+}
+
+// replayCandidate: an accepted use with a public, non-ignored address, after
+// the leak (+ clock skew).
+func (r *ruleCtx) replayCandidate(b *obs, leakMs int64) bool {
+	return !b.leak() && !b.rejected() && b.hasIP() && !b.labeled() && !r.e.ignored(b.asn) &&
+		r.s.ms(b.dt) > leakMs+r.e.skewMs
+}
+
+// knownBeforeLeak reports whether b's network used the token at or before the
+// leak (+ clock skew), or is the address the leak sighting recorded. An
+// observation counts from the earliest use it may have merged, so a client
+// that used the token before and after the leak is known even when the leak
+// sighting arrives after both.
+func (r *ruleCtx) knownBeforeLeak(b *obs, leakMs int64) bool {
+	limit := leakMs + r.e.skewMs
+	if r.s.earliestMs(b) <= limit {
+		return true
+	}
+	for i := 0; i < int(r.s.n); i++ {
+		a := &r.s.ring[i]
+		if a == b || !a.hasIP() {
+			continue
+		}
+		if !a.leak() && (r.s.earliestMs(a) > limit || a.rejected()) {
+			continue
+		}
+		if sameClient(a, b) || (a.asn != 0 && a.asn == b.asn) {
+			return true
+		}
+	}
+	return false
 }

@@ -113,6 +113,10 @@ func TestRules(t *testing.T) {
 			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, place{}, asLeak("billing")), use(1, 40*min, moscow, withStatus(401))}},
 		{name: "benign/leak-use-within-skew-of-leak", want: []string{leak},
 			uses: []tokenwatch.TokenUse{use(1, 0, place{}, asLeak("billing")), use(1, 3*time.Second, berlinHome), use(1, 10*min, berlinHome)}},
+		{name: "leak/replay-arrives-before-the-leak-sighting", want: []string{leak, leaked},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 6*hour, moscow), use(1, 5*hour, place{}, asLeak("billing"))}},
+		{name: "benign/owner-use-arrives-before-the-leak-sighting", want: []string{leak},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 6*hour, berlinHome), use(1, 5*hour, place{}, asLeak("billing"))}},
 		{name: "leak/use-arrives-before-its-leak-sighting", want: []string{leak},
 			uses: []tokenwatch.TokenUse{use(1, 10*min, place{}, asLeak("billing")), use(1, 0, berlinHome), use(1, 20*min, berlinHome)}},
 

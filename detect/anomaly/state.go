@@ -3,6 +3,7 @@ package anomaly
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"net/netip"
 	"sync"
 	"time"
@@ -36,7 +37,7 @@ type obs struct {
 	city    uint32 // interned city name (0: none)
 	disp    uint32 // interned (user agent, service, source) (0: none)
 	radius  uint16 // accuracy radius, km
-	status  uint16 // HTTP status, 0 unknown
+	stat    uint16 // HTTP status (low 10 bits, 0 unknown) | span code << 10
 	country [2]byte
 	cont    uint8
 	bits    uint8 // uaFamily | obsHasLoc | obsLabeled | obsLeak
@@ -47,7 +48,66 @@ func (o *obs) hasLoc() bool   { return o.bits&obsHasLoc != 0 }
 func (o *obs) labeled() bool  { return o.bits&obsLabeled != 0 }
 func (o *obs) leak() bool     { return o.bits&obsLeak != 0 }
 func (o *obs) hasIP() bool    { return o.ip != [16]byte{} }
-func (o *obs) rejected() bool { return o.status == 401 || o.status == 403 }
+func (o *obs) rejected() bool { s := o.status(); return s == 401 || s == 403 }
+
+// status is the HTTP status of the newest use (0 unknown).
+func (o *obs) status() uint16 { return o.stat & statusMask }
+
+const (
+	statusMask = 1<<10 - 1
+	spanShift  = 10
+	spanMax    = 63 // span code meaning "longer than the codes cover"
+)
+
+// An observation merges consecutive uses of one client and keeps the newest
+// time; its span code bounds how long before that time the first merged use
+// may have been: code 0 is a single use, code c = 4e+q+1 means at most
+// (5+q)/4 * 2^e seconds (a quarter-octave upper bound), 63 means unbounded.
+// Leak replay uses it to tell whether a network was already in use before a
+// leak whose sighting arrived late.
+
+func spanCode(sec int64) uint16 {
+	if sec <= 0 {
+		return 0
+	}
+	x := uint64(sec)
+	e := bits.Len64(x) - 1
+	q := 0
+	if e >= 2 {
+		q = int(x>>(e-2)) & 3
+	} else if e == 1 {
+		q = int(x&1) << 1
+	}
+	c := 4*e + q + 1
+	if c >= spanMax {
+		return spanMax
+	}
+	return uint16(c)
+}
+
+// spanBound returns the span in seconds a code allows (math.MaxInt64 for
+// unbounded).
+func spanBound(c uint16) int64 {
+	switch {
+	case c == 0:
+		return 0
+	case c >= spanMax:
+		return math.MaxInt64
+	}
+	e, q := (c-1)/4, (c-1)%4
+	return (int64(5+q) << e) / 4
+}
+
+func (o *obs) span() uint16 { return o.stat >> spanShift }
+
+// earliestMs is the earliest event time the observation may cover.
+func (s *state) earliestMs(o *obs) int64 {
+	b := spanBound(o.span())
+	if b == math.MaxInt64 {
+		return math.MinInt64
+	}
+	return s.ms(o.dt) - b*1000
+}
 
 func (o *obs) addr() netip.Addr {
 	if !o.hasIP() {
