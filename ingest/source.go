@@ -13,9 +13,10 @@ import (
 // Source yields batches of records. Records' Raw bytes stay valid until the batch
 // is passed to Commit or the next Next call on the same batch.
 //
-// Next and Commit are called from one goroutine at a time, but several batches
-// may be outstanding (returned by Next, not yet committed): a source must keep
-// each batch's records valid independently.
+// Next calls come from one goroutine and Commit calls from one goroutine, in
+// the order the batches were returned, but a Next and a Commit may run at the
+// same time, and several batches may be outstanding (returned by Next, not yet
+// committed): a source keeps each batch's records valid independently.
 type Source interface {
 	// Next fills b (already Reset) with up to the source's batch size of records,
 	// blocking until at least one is available, the source's flush interval

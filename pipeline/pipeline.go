@@ -78,9 +78,10 @@ type item struct {
 // Run reads batches from src, passes each through stages in order and commits
 // it to src, until src ends (io.EOF), ctx is done, or a batch fails for good.
 //
-// While one batch is in the stages, up to Config.InFlight more are read ahead;
-// batches are processed and committed strictly in the order src returned them,
-// so a commit never covers a record that has not been through every stage.
+// While one batch is in the stages, up to Config.InFlight more are read ahead
+// and the previous one may be committing; batches are processed and committed
+// strictly in the order src returned them, so a commit never covers a record
+// that has not been through every stage.
 // Batches are pooled: a committed batch is Reset and reused.
 //
 // A stage error is retried on the same batch from the failing stage on, with
@@ -141,10 +142,13 @@ func (r *runner) run(ctx context.Context) error {
 	readCtx, cancelRead := context.WithCancel(ctx)
 	defer cancelRead()
 	n := r.o.cfg.InFlight
-	free := make(chan *tokenwatch.Batch, n+1)
-	for range n + 1 {
+	// Batches: n read ahead, one in the stages, one being committed.
+	free := make(chan *tokenwatch.Batch, n+2)
+	for range n + 2 {
 		free <- &tokenwatch.Batch{}
 	}
+
+	// Reader: Next into free batches, handed to the stages in order.
 	ready := make(chan item, n)
 	readerDone := make(chan struct{})
 	go func() {
@@ -173,8 +177,41 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	}()
 
+	// Committer: commits processed batches in order, so the stages can work on
+	// the next batch during a commit's round trip. After a failed commit no
+	// later batch is committed.
+	type done struct {
+		b     *tokenwatch.Batch
+		start time.Time
+	}
+	commitQ := make(chan done, n+1)
+	commitErr := make(chan error, 1)
+	committerDone := make(chan struct{})
+	go func() {
+		defer close(committerDone)
+		failed := false
+		for d := range commitQ {
+			if !failed {
+				if err := r.commit(work, d.b, d.start); err != nil {
+					failed = true
+					metricFailed.Inc()
+					commitErr <- err
+					cancelRead()
+				}
+			}
+			metricInFlight.Dec()
+			free <- d.b
+		}
+	}()
+
 	var failure error
 	for it := range ready {
+		if failure == nil {
+			select {
+			case failure = <-commitErr:
+			default:
+			}
+		}
 		if failure != nil {
 			if it.b != nil {
 				metricInFlight.Dec()
@@ -191,15 +228,26 @@ func (r *runner) run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := r.batch(work, it.b); err != nil {
+		start := time.Now()
+		if err := r.stagesOn(work, it.b); err != nil {
 			metricFailed.Inc()
 			failure = err
 			cancelRead()
+			metricInFlight.Dec()
+			free <- it.b
+			continue
 		}
-		metricInFlight.Dec()
-		free <- it.b
+		commitQ <- done{it.b, start}
 	}
+	close(commitQ)
+	<-committerDone
 	<-readerDone
+	if failure == nil {
+		select {
+		case failure = <-commitErr:
+		default:
+		}
+	}
 	if failure != nil {
 		if ctx.Err() != nil && work.Err() != nil {
 			return fmt.Errorf("shutdown timeout %s passed with batches unfinished (they are not committed and will be read again): %w", r.o.cfg.ShutdownTimeout, failure)
@@ -209,9 +257,8 @@ func (r *runner) run(ctx context.Context) error {
 	return nil
 }
 
-// batch runs b through every stage and commits it.
-func (r *runner) batch(ctx context.Context, b *tokenwatch.Batch) error {
-	start := time.Now()
+// stagesOn runs b through every stage, retrying a failing stage.
+func (r *runner) stagesOn(ctx context.Context, b *tokenwatch.Batch) error {
 	for i, s := range r.stages {
 		err := r.retry(ctx, "stage", func() error {
 			t := time.Now()
@@ -223,6 +270,11 @@ func (r *runner) batch(ctx context.Context, b *tokenwatch.Batch) error {
 			return fmt.Errorf("stage %s: %w", r.names[i], err)
 		}
 	}
+	return nil
+}
+
+// commit acknowledges b to the source (retrying) and counts it.
+func (r *runner) commit(ctx context.Context, b *tokenwatch.Batch, start time.Time) error {
 	if err := r.retry(ctx, "commit", func() error { return r.src.Commit(ctx, b) }, "commit"); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

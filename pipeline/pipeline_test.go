@@ -22,6 +22,9 @@ type memSource struct {
 	nextErr   error   // returned once by Next, after the records
 	block     bool    // after the records, block until ctx is done
 	raw       [][]byte
+	// commitFail makes Commit fail for batches whose last offset is >= it.
+	commitFail int64
+	commitErr  error
 }
 
 func newMemSource(n, size int) *memSource {
@@ -62,6 +65,9 @@ func (s *memSource) Next(ctx context.Context, b *tokenwatch.Batch) error {
 func (s *memSource) Commit(_ context.Context, b *tokenwatch.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.commitErr != nil && b.Records[len(b.Records)-1].Offset >= s.commitFail {
+		return s.commitErr
+	}
 	s.committed = append(s.committed, b.Records[len(b.Records)-1].Offset)
 	return nil
 }
@@ -228,6 +234,22 @@ func TestRunFailureStopsWithoutCommit(t *testing.T) {
 				t.Fatalf("commits %v, want [9 19]: nothing at or after the failed batch", c)
 			}
 		})
+	}
+}
+
+// A commit that fails for good stops the pipeline; no later batch is committed
+// even though the stages went on with it during the failed commit.
+func TestRunCommitFailure(t *testing.T) {
+	src := newMemSource(100, 10)
+	want := Permanent(errors.New("coordinator gone"))
+	src.commitFail, src.commitErr = 25, want
+	st := &recorder{src: src}
+	err := Run(context.Background(), src, []tokenwatch.Stage{st}, withSleep(noSleep))
+	if !errors.Is(err, want) {
+		t.Fatalf("Run = %v", err)
+	}
+	if c := src.commits(); len(c) != 2 || c[1] != 19 {
+		t.Fatalf("commits %v, want [9 19]", c)
 	}
 }
 
