@@ -147,7 +147,7 @@ func (p *Parser) walkXFF(cur netip.Addr, xff []byte) netip.Addr {
 	end := len(xff)
 	for end > 0 {
 		start := lastIndexByte(xff[:end], ',')
-		entry := trimSpace(xff[start+1 : end])
+		entry := trimEntry(xff[start+1 : end])
 		end = start
 		if start < 0 {
 			end = 0
@@ -165,6 +165,19 @@ func (p *Parser) walkXFF(cur netip.Addr, xff []byte) netip.Addr {
 		}
 	}
 	return cur
+}
+
+// trimEntry trims spaces and stray quotes around one X-Forwarded-For entry (a
+// JSON array of header values is walked as one list: "a, b", "c").
+func trimEntry(b []byte) []byte {
+	b = trimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		b = b[1:]
+	}
+	if len(b) > 0 && b[len(b)-1] == '"' {
+		b = b[:len(b)-1]
+	}
+	return trimSpace(b)
 }
 
 // walkForwarded walks the for= parameters of an RFC 7239 Forwarded header from the

@@ -53,6 +53,30 @@ func (c *collected) set(f field, prio uint8, v value) {
 	}
 }
 
+// override stores v for f unless a value of strictly higher priority is there.
+func (c *collected) override(f field, prio uint8, v value) {
+	cur := &c.vals[f]
+	if cur.prio == 0 || prio <= cur.prio {
+		v.prio = prio
+		*cur = v
+	}
+}
+
+// xffListPrio returns the priority of an array at path that holds
+// X-Forwarded-For values, or 0.
+func xffListPrio(keys map[string]keyInfo, path []byte, seg int, inHeaders bool) uint8 {
+	if inHeaders {
+		if headerField(path[seg:]) == fXFF {
+			return hdrPrio
+		}
+		return 0
+	}
+	if ki, ok := keys[string(path)]; ok && ki.field == fXFF {
+		return ki.prio
+	}
+	return 0
+}
+
 // get returns the value of f, unescaped when needed (into a new slice).
 func (c *collected) get(f field) []byte {
 	v := &c.vals[f]
@@ -72,6 +96,11 @@ type jsonFrame struct {
 	arr       bool
 	headers   bool // a request-headers object, or an array directly inside one
 	untracked bool // under a key path too long to look up
+	// listPrio > 0: an array holding X-Forwarded-For values (several headers, as Go's
+	// http.Header logs them); on close its whole span becomes the value, so the
+	// walk from the right sees every entry, not only the first.
+	listPrio  uint8
+	listStart int32
 }
 
 // walkJSON scans the JSON object in data once, iteratively (no recursion, so depth
@@ -177,6 +206,8 @@ func walkJSON(data []byte, keys map[string]keyInfo, c *collected) string {
 						}
 					} else {
 						f.headers = top.headers && !top.arr
+						f.listPrio = xffListPrio(keys, path, seg, f.headers)
+						f.listStart = int32(i + 1)
 					}
 				}
 				stack[depth] = f
@@ -246,6 +277,9 @@ func walkJSON(data []byte, keys map[string]keyInfo, c *collected) string {
 		}
 		f := stack[depth-1]
 		depth--
+		if f.listPrio > 0 {
+			c.override(fXFF, f.listPrio, value{b: data[f.listStart : i-1]})
+		}
 		if depth == 0 {
 			if j := skipWS(data, i); j < len(data) {
 				return reasonJSONTrailing
@@ -282,19 +316,9 @@ func isHeaderObject(path []byte, seg int) bool {
 func visit(keys map[string]keyInfo, c *collected, path []byte, seg int, top *jsonFrame, v value) {
 	if top.headers {
 		c.headersLogged = true
-		name := path[seg:]
-		var buf [64]byte
-		if len(name) <= len(buf) {
-			n := copy(buf[:], name)
-			for j := 0; j < n; j++ {
-				if buf[j] == '_' {
-					buf[j] = '-'
-				}
-			}
-			if f, ok := headerFields[string(buf[:n])]; ok {
-				// Header values rank below explicit fields of the record.
-				c.set(f, 200, v)
-			}
+		if f := headerField(path[seg:]); f != fNone {
+			// Header values rank below explicit fields of the record.
+			c.set(f, hdrPrio, v)
 		}
 	}
 	ki, ok := keys[string(path)]
@@ -305,6 +329,25 @@ func visit(keys map[string]keyInfo, c *collected, path []byte, seg int, top *jso
 	if ki.field != fNone {
 		c.set(ki.field, ki.prio, v)
 	}
+}
+
+// hdrPrio is the priority of values taken from a request-headers object: below
+// the record's own keys, above machine names.
+const hdrPrio = 200
+
+// headerField maps a header name (lower case; '_' read as '-') to its field.
+func headerField(name []byte) field {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return fNone
+	}
+	n := copy(buf[:], name)
+	for j := 0; j < n; j++ {
+		if buf[j] == '_' {
+			buf[j] = '-'
+		}
+	}
+	return headerFields[string(buf[:n])]
 }
 
 // scanString returns the index just past the closing quote of the JSON string
