@@ -26,6 +26,12 @@ type Config struct {
 	// ExpiryGrace keeps a token's state this long after its exp, so uses of an
 	// expired token are still judged against its history.
 	ExpiryGrace time.Duration `yaml:"expiry_grace"`
+	// MaxLateness is how far (event time) one input stream may lag behind the
+	// newest event seen: expired state is swept only once it has been expired
+	// for this long at the newest event time, so uses arriving from a slower
+	// stream (files read at their own pace, a lagging topic) still find their
+	// token's history. Expiry is always judged at each use's own time as well.
+	MaxLateness time.Duration `yaml:"max_lateness"`
 	// ClockSkew is the allowance for clocks of different log sources: added to
 	// the time between two uses for travel, and to revocation and leak times.
 	ClockSkew time.Duration `yaml:"clock_skew"`
@@ -107,6 +113,7 @@ func DefaultConfig() Config {
 		MaxTokens:          1_000_000,
 		IdleTTL:            24 * time.Hour,
 		ExpiryGrace:        time.Hour,
+		MaxLateness:        24 * time.Hour,
 		ClockSkew:          10 * time.Second,
 		IgnoreASNs:         []uint32{13335, 54113, 20940, 16625},
 		MaxInternedStrings: 1 << 20,
@@ -162,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.ExpiryGrace < 0 {
 		bad("anomaly.expiry_grace: %v must not be negative, e.g. 1h", c.ExpiryGrace)
+	}
+	if c.MaxLateness < 0 {
+		bad("anomaly.max_lateness: %v must not be negative, e.g. 24h", c.MaxLateness)
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > time.Hour {
 		bad("anomaly.clock_skew: %v must be between 0 and 1h, e.g. 10s", c.ClockSkew)

@@ -30,6 +30,8 @@ type Engine struct {
 	windowMs int64
 	leewayMs int64
 	idleMs   int64
+	// latenessMs delays the sweep (Config.MaxLateness).
+	latenessMs int64
 }
 
 // Option configures an Engine.
@@ -45,15 +47,16 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 	}
 	n := cfg.shardCount()
 	e := &Engine{
-		cfg:      cfg,
-		shards:   make([]shard, n),
-		mask:     uint32(n - 1),
-		clock:    time.Now,
-		ignore:   make(map[uint32]struct{}, len(cfg.IgnoreASNs)),
-		skewMs:   cfg.ClockSkew.Milliseconds(),
-		windowMs: cfg.ConcurrentReplay.Window.Milliseconds(),
-		leewayMs: cfg.ExpiredTokenAccepted.Leeway.Milliseconds(),
-		idleMs:   cfg.IdleTTL.Milliseconds(),
+		cfg:        cfg,
+		shards:     make([]shard, n),
+		mask:       uint32(n - 1),
+		clock:      time.Now,
+		ignore:     make(map[uint32]struct{}, len(cfg.IgnoreASNs)),
+		skewMs:     cfg.ClockSkew.Milliseconds(),
+		windowMs:   cfg.ConcurrentReplay.Window.Milliseconds(),
+		leewayMs:   cfg.ExpiredTokenAccepted.Leeway.Milliseconds(),
+		idleMs:     cfg.IdleTTL.Milliseconds(),
+		latenessMs: cfg.MaxLateness.Milliseconds(),
 	}
 	for _, a := range cfg.IgnoreASNs {
 		e.ignore[a] = struct{}{}
@@ -315,7 +318,8 @@ func (e *Engine) newState(sh *shard, key tokenwatch.Fingerprint, ms int64) uint3
 }
 
 // sweepStep checks one slot at the shard's sweep cursor every sweepEvery
-// operations and frees it when expired, so the memory of dead tokens is
+// operations and frees it when it has been expired for max_lateness at the
+// shard's newest event time, so the memory of dead tokens is
 // returned within sweepEvery passes over the shard even when the shard is not
 // full (a full shard reclaims expired tokens first anyway).
 func (e *Engine) sweepStep(sh *shard) {
@@ -329,7 +333,7 @@ func (e *Engine) sweepStep(sh *shard) {
 		sh.sweep = 1
 	}
 	s := sh.at(sh.sweep)
-	if s.flags&stLive != 0 && s.expired(sh.wm, e.cfg.IdleTTL, e.cfg.ExpiryGrace) {
+	if s.flags&stLive != 0 && s.expired(sh.wm-e.latenessMs, e.cfg.IdleTTL, e.cfg.ExpiryGrace) {
 		sh.release(sh.sweep)
 		metricTokens.Dec()
 		metricExpirations.Inc()

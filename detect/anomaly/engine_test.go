@@ -207,7 +207,7 @@ func TestEvictionLRU(t *testing.T) {
 // TestExpiry: state is dropped after the idle TTL, or after exp+grace when
 // the token is no longer used, in event time; the sweep returns the memory.
 func TestExpiry(t *testing.T) {
-	e := newTestEngine(t, func(c *Config) { c.Shards = 1 })
+	e := newTestEngine(t, func(c *Config) { c.Shards = 1; c.MaxLateness = 0 })
 	run(e, use(1, 0, frankfurt, opaque()))                        // idle TTL 24h
 	run(e, use(2, 0, frankfurt, withExp(t0.Add(10*time.Minute)))) // exp + 1h grace
 	run(e, use(3, 0, frankfurt, withExp(t0.Add(10*time.Minute))))
@@ -241,6 +241,22 @@ func TestExpiry(t *testing.T) {
 	run(e2, use(1, 0, frankfurt, opaque()))
 	if got := run(e2, use(1, 25*time.Hour, sydney, opaque())); len(got) != 0 {
 		t.Errorf("expired history used: %v", types(got))
+	}
+}
+
+// TestLaggingStream: one stream far ahead in event time (an app log read
+// first) must not sweep the history of tokens whose uses come from a slower
+// stream within max_lateness.
+func TestLaggingStream(t *testing.T) {
+	e := newTestEngine(t, func(c *Config) { c.Shards = 1 })
+	exp := withExp(t0.Add(30 * time.Minute))
+	run(e, use(1, 0, frankfurt, exp))
+	for i := range 50 { // another stream, ten hours ahead
+		run(e, use(byte(10+i%5), 10*time.Hour+time.Duration(i)*time.Second, paris, opaque()))
+	}
+	got := run(e, use(1, 20*time.Minute, sydney, exp))
+	if !slices.Equal(types(got), []string{travel}) {
+		t.Fatalf("lagging stream lost the token's history: %v", types(got))
 	}
 }
 
