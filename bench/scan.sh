@@ -67,7 +67,9 @@ measure() {
 	if [[ -x /usr/bin/time ]]; then
 		/usr/bin/time -f '%e %U %S %M' -o "$DIR/time.txt" "$@" >"$out" || RC=$?
 		local u s
-		read -r WALL u s RSS_KB <"$DIR/time.txt"
+		# GNU time writes "Command exited with non-zero status N" first
+		# when the command fails (scan exits 1 on findings): use the last line.
+		read -r WALL u s RSS_KB < <(tail -n 1 "$DIR/time.txt")
 		CPU=$(awk -v a="$u" -v b="$s" 'BEGIN { print a + b }')
 	else
 		local t0 t1 pid v c0
