@@ -294,6 +294,10 @@ func (r *Repartitioner) Close() error { return r.w.Close() }
 // (Uses decoded, Alerts filled) to a sink stage, e.g. the store and the alert
 // outbox. Offsets are committed after the sink returned and the changed states
 // are in the changelog: at-least-once, with deterministic alert ids.
+//
+// Each owned partition is consumed by its own goroutine, so the engine and the
+// sink's Process are called concurrently; the sink must be safe for that and,
+// like any Stage, must not retain the batch.
 type Owner struct {
 	cfg    ScaleOutConfig
 	engine *Engine
