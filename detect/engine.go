@@ -200,8 +200,8 @@ func (st *scanState) run() {
 	for i := 0; i < len(line); {
 		n, next := m.nextBlock(line, i, &cands)
 		for _, c := range cands[:n] {
-			if c.start >= st.lastEnd {
-				st.handle(&m.anchors[c.a], c.start)
+			if int(c.start) >= st.lastEnd {
+				st.handle(&m.anchors[c.a], int(c.start))
 			}
 		}
 		i = next

@@ -29,7 +29,7 @@ func naiveHits(line []byte) []cand {
 	for p := range line {
 		for ai := range theMatcher.anchors {
 			if theMatcher.anchors[ai].at(line, p) {
-				out = append(out, cand{start: p, a: uint8(ai)})
+				out = append(out, cand{start: int32(p), a: uint8(ai)})
 			}
 		}
 	}
@@ -39,7 +39,7 @@ func naiveHits(line []byte) []cand {
 func sortCands(c []cand) []cand {
 	slices.SortFunc(c, func(x, y cand) int {
 		if x.start != y.start {
-			return x.start - y.start
+			return int(x.start - y.start)
 		}
 		return int(x.a) - int(y.a)
 	})
