@@ -303,16 +303,29 @@ func TestKafkaRebalance(t *testing.T) {
 		}
 	}
 
-	const total = 6000
+	next := 0 // records produced so far
+	produceMore := func(k int) {
+		produce(t, brokers, topic, next, k)
+		next += k
+	}
 	a := start()
-	produce(t, brokers, topic, 0, 2000)
+	produceMore(2000)
 	waitFor(t, "first consumer reading", time.Minute, func() bool { return a.col.has(100) })
 
-	b := start() // joins mid-stream: rebalance
-	produce(t, brokers, topic, 2000, 2000)
-	waitFor(t, "second consumer to get partitions", 2*time.Minute, func() bool { return b.col.has(1) })
+	// The second consumer joins mid-stream: keep producing until the
+	// rebalance gave it partitions with new records on them.
+	b := start()
+	waitFor(t, "second consumer to get partitions", 2*time.Minute, func() bool {
+		if b.col.has(1) {
+			return true
+		}
+		produceMore(50)
+		return false
+	})
+	produceMore(1000)
 	stop(b) // leaves: rebalance again, a takes everything back
-	produce(t, brokers, topic, 4000, 2000)
+	produceMore(2000)
+	total := next
 
 	union := func() int {
 		seen := map[string]bool{}
