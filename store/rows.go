@@ -347,7 +347,7 @@ func (t *findings) add(u *tokenwatch.TokenUse) {
 }
 
 // alerts is the alerts table.
-type alerts struct {
+type alertRows struct {
 	table
 	id                                                 col[string]
 	version                                            col[uint64]
@@ -367,8 +367,8 @@ const (
 	StatusClosed = "closed"
 )
 
-func newAlerts() *alerts {
-	t := &alerts{}
+func newAlerts() *alertRows {
+	t := &alertRows{}
 	t.table = *newTable("alerts",
 		named(&t.id, "id"), named(&t.version, "version"), named(&t.typ, "type"), named(&t.severity, "severity"),
 		named(&t.status, "status"), named(&t.fingerprint, "fingerprint"), named(&t.kind, "kind"),
@@ -391,7 +391,7 @@ func AlertVersion(a *tokenwatch.Alert) uint64 {
 	return uint64(a.Update)<<44 | uint64(ms)&(1<<44-1)
 }
 
-func (t *alerts) add(a *tokenwatch.Alert) error {
+func (t *alertRows) add(a *tokenwatch.Alert) error {
 	ev := a.Evidence
 	if ev == nil {
 		ev = []tokenwatch.Evidence{}
@@ -520,7 +520,7 @@ func (t *deliveries) add(d *Delivery) {
 type Rows struct {
 	events      *tokenEvents
 	findings    *findings
-	alerts      *alerts
+	alerts      *alertRows
 	revocations *revocations
 	deliveries  *deliveries
 }

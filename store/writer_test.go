@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/alerts"
 )
 
 // fakeServer records inserted rows per table and fails on demand.
@@ -332,5 +333,27 @@ func TestBackoff(t *testing.T) {
 				t.Fatalf("backoff(attempt %d) = %v, want in [%v, %v]", attempt, d, want/2, want)
 			}
 		}
+	}
+}
+
+func TestRecordDelivery(t *testing.T) {
+	f := newFake()
+	w := newWriter(testConfig(), f.send, nil)
+	ctx := context.Background()
+	at := time.Unix(1_700_000_000, 0)
+	err := w.RecordDelivery(ctx, alerts.Delivery{AlertID: "a1", Sink: "soar", SinkType: "webhook", Outcome: "delivered",
+		Status: 200, Attempts: 3, At: at, Latency: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DeliveryOf(alerts.Delivery{AlertID: "a1", SinkType: "rfc7009", Attempts: 2, Status: 503, Outcome: "dead", Error: "503", At: at})
+	if d.SinkKind != "rfc7009" || d.Attempt != 2 || d.StatusCode != 503 || d.Outcome != "dead" || !d.Time.Equal(at) {
+		t.Errorf("DeliveryOf = %+v", d)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.got("deliveries"); got != 1 {
+		t.Fatalf("deliveries rows = %d, want 1", got)
 	}
 }
