@@ -313,7 +313,10 @@ func pipelineHealth() Dashboard {
 				{`sum(rate(tokenwatch_pipeline_bytes_total[$__rate_interval])) / 1e6`, "committed"}}},
 			{Title: "Kafka consumer lag", Type: "timeseries", Unit: "short", Prom: []PromTarget{
 				{`sum by (topic) (tokenwatch_ingest_kafka_lag_messages)`, "{{topic}}"}}},
-			{Title: "Stage latency p99 (scan MB/s = input MB/s over scan time share)", Type: "timeseries", Unit: "s", Prom: []PromTarget{
+			{Title: "Scan MB/s (bytes committed per second spent scanning)", Type: "timeseries", Unit: "MBs",
+				Description: "Scanner throughput while it runs: committed bytes over time spent in the scan stage.", Prom: []PromTarget{
+					{`sum(rate(tokenwatch_pipeline_bytes_total[$__rate_interval])) / sum(rate(tokenwatch_pipeline_stage_seconds_sum{stage="scan"}[$__rate_interval])) / 1e6`, "scan MB/s"}}},
+			{Title: "Stage latency p99", Type: "timeseries", Unit: "s", Prom: []PromTarget{
 				{`histogram_quantile(0.99, sum by (le, stage) (rate(tokenwatch_pipeline_stage_seconds_bucket[$__rate_interval])))`, "{{stage}}"}}},
 			{Title: "Dropped and malformed records", Type: "timeseries", Unit: "ops", Prom: []PromTarget{
 				{`sum by (reason) (rate(tokenwatch_ingest_records_malformed_total[$__rate_interval]))`, "malformed {{reason}}"},
