@@ -479,7 +479,15 @@ type tracker struct {
 
 func (t *tracker) add(it *Item) {
 	t.mu.Lock()
-	t.parts[it.Partition] = append(t.parts[it.Partition], it)
+	q := t.parts[it.Partition]
+	if n := len(q); n > 0 && it.Offset <= q[n-1].Offset {
+		// The partition was re-read from its committed offset (a consumer-group
+		// rebalance gave it back): the queued items belong to the old read and
+		// must not decide commits any more; they are delivered again.
+		clear(q)
+		q = q[:0]
+	}
+	t.parts[it.Partition] = append(q, it)
 	t.mu.Unlock()
 }
 

@@ -398,6 +398,21 @@ func TestTrackerCommitsInOrder(t *testing.T) {
 	if r := tr.ready(); len(r) != 1 || r[0].Offset != 3 {
 		t.Fatalf("ready = %+v", r)
 	}
+
+	// A rebalance re-reads partition 1 from offset 5: the old in-flight item
+	// (offset 12) finishing must not commit past the re-read ones.
+	stale := &Item{Partition: 1, Offset: 12}
+	tr.add(stale)
+	reread := &Item{Partition: 1, Offset: 10}
+	tr.add(reread)
+	tr.markDone(stale)
+	if r := tr.ready(); len(r) != 0 {
+		t.Fatalf("a stale item decided a commit: %+v", r)
+	}
+	tr.markDone(reread)
+	if r := tr.ready(); len(r) != 1 || r[0] != reread {
+		t.Fatalf("ready = %+v", r)
+	}
 }
 
 // TestUpdatesKeepOrderPerToken: an update is not delivered before its first
