@@ -85,10 +85,12 @@ func KeyOf(u *tokenwatch.TokenUse) tokenwatch.Fingerprint {
 }
 
 // JTIKey is the state key of a JWT by issuer and jti: the first 16 bytes of
-// SHA-256("tokenwatch/jti" || len(iss) || iss || jti).
+// SHA-256("tw/jti" || uvarint(len(iss)) || iss || jti). It is a
+// cryptographic hash because jti and iss come from unverified tokens: a
+// crafted pair must not land on another token's state.
 func JTIKey(iss, jti string) tokenwatch.Fingerprint {
 	var buf [160]byte
-	b := append(buf[:0], "tokenwatch/jti"...)
+	b := append(buf[:0], "tw/jti"...)
 	b = binary.AppendUvarint(b, uint64(len(iss)))
 	b = append(b, iss...)
 	b = append(b, jti...)
