@@ -108,7 +108,7 @@ func (st *pstate) iisLine(s []byte) bool {
 		i += j + 1
 	}
 	col := func(i int) []byte {
-		if i < 0 || i >= n || isDash(cols[i]) {
+		if i < 0 || i >= n || len(cols[i]) == 0 || isDash(cols[i]) {
 			return nil
 		}
 		return cols[i]

@@ -557,8 +557,11 @@ func isAddrList(b []byte) bool {
 // X-Forwarded-For and ends with %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS%
 // %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%.
 func (st *pstate) envoyText(s []byte) bool {
+	if len(s) == 0 || s[0] != '[' {
+		return false
+	}
 	rb := bytes.IndexByte(s[:min(len(s), maxTimeLen+2)], ']')
-	if rb < 0 || rb+2 >= len(s) || s[rb+1] != ' ' || s[rb+2] != '"' {
+	if rb < 2 || rb+2 >= len(s) || s[rb+1] != ' ' || s[rb+2] != '"' {
 		return false
 	}
 	t, ok := parseISO(s[1:rb], st.p.loc)
