@@ -27,9 +27,8 @@ func toCoord(deg float64) int32 { return int32(math.Round(deg * coordScale)) }
 
 func fromCoord(c int32) float64 { return math.Round(float64(c)) / coordScale }
 
-// continents maps the two-letter continent codes to small numbers (0 = unknown).
-var continents = [...]string{"", "AF", "AN", "AS", "EU", "NA", "OC", "SA"}
-
+// continentCode maps the two-letter continent codes to small numbers
+// (0 = unknown): AF AN AS EU NA OC SA are 1..7.
 func continentCode(s string) uint8 {
 	if len(s) != 2 {
 		return 0
