@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ type Config struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// PollInterval is how often a followed file is checked for growth and rotation.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// StateFile keeps the committed position of every file source, so a
+	// restart resumes after the last committed line; "" reads files from their
+	// start (or their end, for start_at: end) on every run.
+	StateFile string `yaml:"state_file"`
 
 	Kafka KafkaConfig  `yaml:"kafka"`
 	Files []FileConfig `yaml:"files"`
@@ -289,6 +294,13 @@ func (c Config) Validate() error {
 			bad(field+".start_at", "%q is not beginning or end", f.StartAt)
 		}
 	}
+	if c.StateFile != "" {
+		if fi, err := os.Stat(c.StateFile); err == nil && !fi.Mode().IsRegular() {
+			bad("state_file", "%q is not a regular file; point it at a file tokenwatch may create", c.StateFile)
+		} else if _, err := os.Stat(filepath.Dir(c.StateFile)); err != nil {
+			bad("state_file", "directory of %q: %v; create it or choose another path", c.StateFile, errors.Unwrap(err))
+		}
+	}
 	if c.Stdin.Enabled {
 		if _, err := ParseKind(c.Stdin.Kind); err != nil {
 			bad("stdin.kind", "%v", err)
@@ -324,6 +336,14 @@ func Open(c Config, stdin io.Reader, ahead int) (Source, error) {
 		}
 		srcs = append(srcs, k)
 	}
+	var cps *Checkpoints
+	if c.StateFile != "" && len(c.Files) > 0 {
+		var err error
+		if cps, err = LoadCheckpoints(c.StateFile); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
 	for i, f := range c.Files {
 		kind := f.Kind
 		if kind == "" {
@@ -334,7 +354,11 @@ func Open(c Config, stdin io.Reader, ahead int) (Source, error) {
 			closeAll()
 			return nil, fmt.Errorf("ingest.files[%d].kind: %w", i, err)
 		}
-		s, err := NewFileSource(f, k, c.Limits())
+		var opts []FileOption
+		if cps != nil {
+			opts = append(opts, WithCheckpoints(cps))
+		}
+		s, err := NewFileSource(f, k, c.Limits(), opts...)
 		if err != nil {
 			closeAll()
 			return nil, err

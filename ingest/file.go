@@ -95,14 +95,52 @@ type FileSource struct {
 
 	arenas arenas
 
+	// cps persists progress (ingest.state_file); nil keeps it in memory only.
+	cps      *Checkpoints
+	resumed  map[string]bool // paths whose checkpoint was applied
+	dev, ino uint64          // identity of the open file
+	head     uint64          // hash of its first headN bytes
+	headN    int64
+	isGzip   bool
+
 	mu        sync.Mutex
 	committed map[string]int64 // path -> last committed line
 }
 
+// fileMark is the last record of one file in a batch: what Commit records.
+type fileMark struct {
+	path     string
+	dev, ino uint64
+	head     uint64
+	headN    int64
+	line     int64 // last line in the batch (Progress)
+	gzip     bool
+	// cpLine and offset are the last line whose end is known exactly and the
+	// byte offset after it (a cut line's end is not: it is replayed).
+	cpLine int64
+	offset int64
+}
+
+// FileOption configures a FileSource.
+type FileOption func(*FileSource)
+
+// WithCheckpoints makes the source resume each file after the line committed in
+// cps (when the path still names the same file) and record its progress there
+// on Commit.
+func WithCheckpoints(cps *Checkpoints) FileOption {
+	return func(s *FileSource) {
+		s.cps = cps
+		s.resumed = map[string]bool{}
+	}
+}
+
 // NewFileSource resolves fc.Path (a file or a directory) and returns its source.
-func NewFileSource(fc FileConfig, kind tokenwatch.SourceKind, lim Limits) (*FileSource, error) {
+func NewFileSource(fc FileConfig, kind tokenwatch.SourceKind, lim Limits, opts ...FileOption) (*FileSource, error) {
 	lim = lim.withDefaults()
 	s := &FileSource{kind: kind, lim: lim, follow: fc.Follow, startAtEnd: fc.StartAt == StartEnd, committed: map[string]int64{}}
+	for _, o := range opts {
+		o(s)
+	}
 	s.readFn = s.read
 	s.lr = newLineReader(s.readFn, lim.MaxRecordBytes, !fc.Follow)
 	fi, err := os.Stat(fc.Path)
@@ -219,6 +257,23 @@ func (s *FileSource) open() (bool, error) {
 	}
 	metricFilesOpened.Inc()
 	s.lr.reset(s.readFn, !s.follow)
+	s.dev, s.ino = fileID(info)
+	s.isGzip = s.rd != s.br
+	s.headN = min(info.Size(), headLen)
+	if s.head, err = headHash(s.f, s.headN); err != nil {
+		s.headN = 0
+	}
+	if s.cps != nil && !s.resumed[path] {
+		s.resumed[path] = true
+		if ok, err := s.resume(path, info); err != nil {
+			slog.Warn("file source: cannot resume from the state file; reading from the start", "path", path, "err", err)
+			s.closeFile()
+			return s.open()
+		} else if ok {
+			s.opened = true
+			return true, nil
+		}
+	}
 	if s.follow && s.startAtEnd && !s.opened {
 		// Count the existing lines so later line numbers stay exact.
 		var scratch []byte
@@ -231,6 +286,40 @@ func (s *FileSource) open() (bool, error) {
 		}
 	}
 	s.opened = true
+	return true, nil
+}
+
+// resume applies the checkpoint of path if it names this very file and the file
+// did not shrink below it. It reports whether reading continues from there.
+func (s *FileSource) resume(path string, info os.FileInfo) (bool, error) {
+	cp, ok := s.cps.get(path)
+	if !ok || cp.Line <= 0 || cp.Dev != s.dev || cp.Ino != s.ino || cp.Gzip != s.isGzip {
+		return false, nil
+	}
+	if cp.HeadLen > 0 {
+		if h, err := headHash(s.f, cp.HeadLen); err != nil || h != cp.Head {
+			return false, nil // another file at a reused inode, or truncated
+		}
+	}
+	if s.isGzip {
+		if err := s.lr.skipLines(cp.Line); err != nil && err != io.EOF && err != errNoLine {
+			return false, err
+		}
+		slog.Info("file source: resuming after the committed line", "path", path, "line", cp.Line)
+		return true, nil
+	}
+	if info.Size() < cp.Offset {
+		return false, nil // truncated while we were away
+	}
+	if _, err := s.f.Seek(cp.Offset, io.SeekStart); err != nil {
+		return false, err
+	}
+	s.br.Reset(s.f)
+	s.rd = s.br
+	s.pos = cp.Offset
+	s.lr.reset(s.readFn, !s.follow)
+	s.lr.line = cp.Line
+	slog.Info("file source: resuming after the committed line", "path", path, "line", cp.Line, "offset", cp.Offset)
 	return true, nil
 }
 
@@ -333,6 +422,7 @@ loop:
 		switch {
 		case err == nil:
 			a.add(b, tokenwatch.Origin{Source: s.paths[s.idx], Partition: -1, Offset: s.lr.line}, s.kind, flags)
+			s.mark(a)
 			nbytes += len(a.buf) - n0
 			if flags&tokenwatch.FlagTruncated != 0 {
 				metricTruncated.WithLabelValues("file").Inc()
@@ -377,6 +467,23 @@ loop:
 	return ctx.Err()
 }
 
+// mark notes the record just added as the latest of its file in the batch.
+func (s *FileSource) mark(a *arena) {
+	path := s.paths[s.idx]
+	n := len(a.marks)
+	if n == 0 || a.marks[n-1].path != path || a.marks[n-1].ino != s.ino || a.marks[n-1].dev != s.dev {
+		a.marks = append(a.marks, fileMark{path: path, dev: s.dev, ino: s.ino, head: s.head, headN: s.headN, gzip: s.isGzip})
+		n++
+	}
+	m := &a.marks[n-1]
+	m.line = s.lr.line
+	// While the rest of a cut line is being skipped, the byte position is
+	// mid-line: keep the previous line's position (the cut line is replayed).
+	if !s.lr.skipping {
+		m.cpLine, m.offset = s.lr.line, s.pos-int64(s.lr.buffered())
+	}
+}
+
 // waitOrFlush waits one poll interval (less when a batch with records is due).
 // It returns false when Next should return now: the batch's flush deadline
 // passed or ctx is done.
@@ -395,12 +502,13 @@ func (s *FileSource) waitOrFlush(ctx context.Context, have bool, deadline time.T
 // Commit implements Source: it records the last line of each file in b as
 // processed (see Progress).
 func (s *FileSource) Commit(_ context.Context, b *tokenwatch.Batch) error {
+	a := s.arenas.get(b)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range b.Records {
-		o := &b.Records[i].Origin
-		if i+1 == len(b.Records) || b.Records[i+1].Source != o.Source {
-			s.committed[o.Source] = o.Offset
+	for _, m := range a.marks {
+		s.committed[m.path] = m.line
+		if s.cps != nil && m.cpLine > 0 {
+			s.cps.set(m.path, checkpoint{Dev: m.dev, Ino: m.ino, Head: m.head, HeadLen: m.headN, Line: m.cpLine, Offset: m.offset, Gzip: m.gzip})
 		}
 	}
 	return nil
@@ -423,6 +531,11 @@ func (s *FileSource) Close() error {
 	s.closeFile()
 	if s.timer != nil {
 		s.timer.Stop()
+	}
+	if s.cps != nil {
+		if err := s.cps.Flush(); err != nil {
+			return fmt.Errorf("write state file: %w", err)
+		}
 	}
 	return nil
 }

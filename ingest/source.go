@@ -37,11 +37,14 @@ type Source interface {
 type arena struct {
 	buf   []byte
 	spans []int // end offset of each record in buf
+	// marks are the files' progress in this batch (FileSource only).
+	marks []fileMark
 }
 
 func (a *arena) reset() {
 	a.buf = a.buf[:0]
 	a.spans = a.spans[:0]
+	a.marks = a.marks[:0]
 }
 
 // add appends a record whose bytes were just appended to a.buf.
