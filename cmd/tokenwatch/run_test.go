@@ -188,3 +188,36 @@ func TestConfigCommand(t *testing.T) {
 		t.Fatalf("unknown subcommand: exit %d", r.code)
 	}
 }
+
+// With ingest.state_file, a second run resumes after what the first committed.
+func TestRunResumesFromStateFile(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	if err := os.WriteFile(logPath, []byte(accessLine("a")+"\n"+accessLine("b")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	findings := filepath.Join(dir, "findings.jsonl")
+	cfg := writeConfig(t, "ingest:\n  state_file: "+filepath.Join(dir, "files.state")+"\n  files:\n    - {path: "+logPath+", kind: auth}\noutput:\n  findings_file: "+findings+"\n")
+	run := func() {
+		t.Helper()
+		if r := runCmd(t, nil, nil, "run", "--config", cfg); r.code != exitOK {
+			t.Fatalf("run exit %d: %s", r.code, r.stderr)
+		}
+	}
+	run()
+	if n := len(readFindings(t, findings)); n != 2 {
+		t.Fatalf("first run: %d findings, want 2", n)
+	}
+	run() // nothing new
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(accessLine("c") + "\n")
+	f.Close()
+	run() // only the new line
+	got := readFindings(t, findings)
+	if len(got) != 3 || got[2].JWT.Jti != "c" || got[2].Line != 3 {
+		t.Fatalf("findings after three runs: %+v", got)
+	}
+}
