@@ -53,14 +53,14 @@ func queryInt(t *testing.T, c *testenv.CHDB, q string) int64 {
 }
 
 // seed applies migrations and inserts the storetest data set, times copies.
-func seed(t *testing.T, c *testenv.CHDB, copies int) storetest.DataSet {
+func seed(t *testing.T, c *testenv.CHDB, copies int, now time.Time) storetest.DataSet {
 	t.Helper()
 	ctx := context.Background()
 	cfg := store.DefaultConfig()
 	if _, err := store.Migrate(ctx, chdbExecer{c}, cfg); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	ds := storetest.Generate(time.Now())
+	ds := storetest.Generate(now)
 	rows, err := ds.Rows()
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,8 @@ func stripLineComments(s string) string {
 // aggregate views count every row once.
 func TestReplayInvisible(t *testing.T) {
 	c := testenv.NewCHDB(t)
-	ds := seed(t, c, 2)
+	now := time.Now()
+	ds := seed(t, c, 2, now)
 	checks := []struct {
 		q    string
 		want int64
@@ -212,9 +213,39 @@ func TestReplayInvisible(t *testing.T) {
 			t.Errorf("%s = %d, want %d", ck.q, got, ck.want)
 		}
 	}
-	// Raw rows are doubled until merged: the test really inserted twice.
-	if got := queryInt(t, c, "SELECT count() FROM tokenwatch.token_events"); got != 2*int64(ds.Uses) {
-		t.Errorf("raw token_events rows = %d, want %d (two copies)", got, 2*ds.Uses)
+	// A third copy as a replay of records without their own timestamp sees
+	// it: the parser stamps them with the ingest time, which differs.
+	again := storetest.Generate(now)
+	for i := range again.Batches {
+		for j := range again.Batches[i].Uses {
+			again.Batches[i].Uses[j].Time = again.Batches[i].Uses[j].Time.Add(time.Millisecond)
+		}
+	}
+	rows, err := again.Rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := rows.InsertStatements("tokenwatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		if err := c.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"SELECT count() FROM tokenwatch.token_events FINAL", "SELECT count() FROM tokenwatch.findings FINAL"} {
+		want := int64(ds.Uses)
+		if strings.Contains(q, "findings") {
+			want = int64(ds.Leaks)
+		}
+		if got := queryInt(t, c, q); got != want {
+			t.Errorf("after a replay with shifted event times, %s = %d, want %d", q, got, want)
+		}
+	}
+	// Raw rows are tripled until merged: the test really inserted three times.
+	if got := queryInt(t, c, "SELECT count() FROM tokenwatch.token_events"); got != 3*int64(ds.Uses) {
+		t.Errorf("raw token_events rows = %d, want %d (three copies)", got, 3*ds.Uses)
 	}
 	// Alerts: re-raises (update 1) fold with their first raise in alerts_latest.
 	ids := queryInt(t, c, "SELECT uniqExact(id) FROM tokenwatch.alerts")

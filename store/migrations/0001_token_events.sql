@@ -1,9 +1,11 @@
 -- token_events: one row per token use (auth logs) or leak sighting (app logs).
--- Sorted by (fingerprint, event_time) for the token-investigation dashboard;
--- partitioned by day so time-range panels prune whole days. row_id is
--- deterministic (computed in Go from the record's origin and the finding's
--- index), so a replayed batch writes the same sorting key and ReplacingMergeTree
--- folds the copies; queries that must not double count use FINAL or uniq(row_id).
+-- Sorted by fingerprint for the token-investigation dashboard; partitioned by
+-- day so time-range panels prune whole days. row_id is deterministic (computed
+-- in Go from the record's origin and the finding's index), so a replayed batch
+-- writes the same sorting key and ReplacingMergeTree folds the copies; queries
+-- that must not double count use FINAL or uniq(row_id). event_time is not in
+-- the sorting key: a record without its own timestamp gets the ingest time,
+-- which differs when it is replayed.
 CREATE TABLE IF NOT EXISTS {{local "token_events"}}{{on_cluster}}
 (
     row_id             UInt64,
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS {{local "token_events"}}{{on_cluster}}
 )
 ENGINE = {{engine "ReplacingMergeTree" "token_events" ""}}
 PARTITION BY toYYYYMMDD(event_time)
-ORDER BY (fingerprint, event_time, row_id)
+ORDER BY (fingerprint, row_id)
 {{ttl "token_events" "event_time"}};
 
 {{distributed "token_events" "cityHash64(fingerprint)"}};

@@ -1,6 +1,7 @@
 -- findings: leak findings, one row per credential found in an application log
 -- (a TokenUse with Leak set), with the non-secret JWT claims for triage.
--- Sorted by service then time for the app-teams dashboard.
+-- Sorted by service for the app-teams dashboard; the sorting key ends with
+-- the deterministic row_id (not the event time: see token_events).
 CREATE TABLE IF NOT EXISTS {{local "findings"}}{{on_cluster}}
 (
     row_id          UInt64,
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS {{local "findings"}}{{on_cluster}}
 )
 ENGINE = {{engine "ReplacingMergeTree" "findings" ""}}
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (service, event_time, row_id)
+ORDER BY (service, row_id)
 {{ttl "findings" "event_time"}};
 
 {{distributed "findings" "cityHash64(service)"}};

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS tokenwatch.token_events_local ON CLUSTER tw_cluster
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tokenwatch/token_events_local', '{replica}')
 PARTITION BY toYYYYMMDD(event_time)
-ORDER BY (fingerprint, event_time, row_id)
+ORDER BY (fingerprint, row_id)
 TTL toDateTime(event_time) + INTERVAL 90 DAY;
 
 CREATE TABLE IF NOT EXISTS tokenwatch.token_events ON CLUSTER tw_cluster AS tokenwatch.token_events_local ENGINE = Distributed(tw_cluster, tokenwatch, token_events_local, cityHash64(fingerprint));
@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS tokenwatch.findings_local ON CLUSTER tw_cluster
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/tokenwatch/findings_local', '{replica}')
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (service, event_time, row_id)
+ORDER BY (service, row_id)
 TTL toDateTime(event_time) + INTERVAL 365 DAY;
 
 CREATE TABLE IF NOT EXISTS tokenwatch.findings ON CLUSTER tw_cluster AS tokenwatch.findings_local ENGINE = Distributed(tw_cluster, tokenwatch, findings_local, cityHash64(service));

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS tokenwatch.token_events
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(event_time)
-ORDER BY (fingerprint, event_time, row_id)
+ORDER BY (fingerprint, row_id)
 TTL toDateTime(event_time) + INTERVAL 90 DAY;
 
 -- 0002_findings
@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS tokenwatch.findings
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (service, event_time, row_id)
+ORDER BY (service, row_id)
 TTL toDateTime(event_time) + INTERVAL 365 DAY;
 
 -- 0003_alerts

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.token_events
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(event_time)
-ORDER BY (fingerprint, event_time, row_id);
+ORDER BY (fingerprint, row_id);
 CREATE TABLE IF NOT EXISTS {{db}}.findings
 (
     row_id UInt64, fingerprint FixedString(32), event_time DateTime,
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.findings
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (service, event_time, row_id);
+ORDER BY (service, row_id);
 CREATE TABLE IF NOT EXISTS {{db}}.alerts
 (
     id String, version UInt64, type String, severity String, status String,
