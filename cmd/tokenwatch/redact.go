@@ -94,7 +94,7 @@ func runRedact(ctx context.Context, env *cliEnv, args []string) int {
 	if err != nil {
 		return fail(env, "redact", err)
 	}
-	sc, err := detect.New(detect.WithKey(key))
+	sc, err := detect.New(detect.WithKey(key), detect.WithMaxTokenLen(maxTokenLen))
 	if err != nil {
 		return fail(env, "redact", err)
 	}
@@ -122,7 +122,7 @@ func runRedact(ctx context.Context, env *cliEnv, args []string) int {
 	cfg := defaultEngine
 	cfg.workers = *jobs
 	cfg.keepBinary = true
-	eng := newEngine(env, "redact", cfg, sc, detect.DefaultMaxTokenLen)
+	eng := newEngine(env, "redact", cfg, sc, maxTokenLen)
 	out := &redactOutput{w: bufio.NewWriterSize(w, 256<<10), margin: cfg.margin}
 	stop := eng.progress(ctx)
 	runErr := eng.run(ctx, []*input{in}, out)

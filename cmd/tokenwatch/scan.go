@@ -165,7 +165,7 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 			return fail(env, "scan", err)
 		}
 	}
-	sc, err := detect.New(detect.WithKey(key))
+	sc, err := detect.New(detect.WithKey(key), detect.WithMaxTokenLen(maxTokenLen))
 	if err != nil {
 		return fail(env, "scan", err)
 	}
@@ -173,7 +173,7 @@ func runScan(ctx context.Context, env *cliEnv, args []string) int {
 
 	cfg := defaultEngine
 	cfg.workers = *jobs
-	eng := newEngine(env, "scan", cfg, sc, detect.DefaultMaxTokenLen)
+	eng := newEngine(env, "scan", cfg, sc, maxTokenLen)
 	out := &scanOutput{w: bufio.NewWriterSize(env.stdout, 64<<10), format: *format, suppress: suppress, eng: eng}
 	if *format == "sarif" {
 		out.ruleIndex = map[string]int{}

@@ -51,6 +51,10 @@ type engineConfig struct {
 // defaultEngine is the production configuration.
 var defaultEngine = engineConfig{chunkSize: 1 << 20, maxLine: 8 << 20, margin: 1024}
 
+// maxTokenLen is the scanner's longest credential (detect.WithMaxTokenLen); it
+// sizes the window overlap. A variable so tests can shrink windows to fuzz them.
+var maxTokenLen = detect.DefaultMaxTokenLen
+
 // input is one thing to scan: a file, a gzip file, or stdin.
 type input struct {
 	name   string // as reported in findings: the path, or "-" for stdin

@@ -836,3 +836,62 @@ func TestScanStreamsStdin(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// FuzzScanChunking: whatever the input and the engine sizes (chunks down to 16
+// bytes, long-line windows down to twice the overlap, 1-3 workers), scan
+// reports exactly what a per-line scan of the same bytes reports.
+func FuzzScanChunking(f *testing.F) {
+	sample, _ := os.ReadFile("testdata/sample.log")
+	toks := strings.Fields(string(readTestFile(f, "testdata/sample.tokens")))
+	f.Add(sample, uint16(0), uint16(0))
+	f.Add(sample, uint16(100), uint16(7))
+	long := strings.Repeat("filler é ", 300) + "Authorization: Bearer " + toks[3] + " " + strings.Repeat("x", 500) + " access_token=" + toks[8] + "&\r\n"
+	f.Add([]byte(long+long), uint16(33), uint16(1000))
+	f.Add([]byte("a\r\n\r\nAuthorization: Basic "+toks[4]+"\nno newline "+toks[5]), uint16(3), uint16(3))
+	f.Fuzz(func(t *testing.T, in []byte, chunk, lineCap uint16) {
+		oldTok := maxTokenLen
+		maxTokenLen = 256
+		defer func() { maxTokenLen = oldTok }()
+		cfg := engineConfig{chunkSize: 16 + int(chunk)%512, margin: 64, workers: 1 + int(chunk)%3}
+		cfg.maxLine = 2*(maxTokenLen+2*cfg.margin) + int(lineCap)%1024
+		old := defaultEngine
+		defaultEngine = cfg
+		defer func() { defaultEngine = old }()
+
+		sc, err := detect.New(detect.WithKey([]byte(testKey)), detect.WithMaxTokenLen(maxTokenLen))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []rec
+		var dst []tokenwatch.Finding
+		data := in
+		for n := int64(1); len(data) > 0; n++ {
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = bytes.TrimSuffix(data[:i], []byte{'\r'}), data[i+1:]
+			} else {
+				data = nil
+			}
+			dst = sc.Scan(line, dst[:0])
+			for _, fd := range dst {
+				want = append(want, rec{n, fd.Start, fd.End, fd.Kind, fd.Rule, fd.Fingerprint.String()})
+			}
+		}
+		r := runCmd(t, bytes.NewReader(in), nil, "scan", "--format", "json", "--fingerprint-key", testKey, "-")
+		if r.code == exitUsage {
+			t.Fatalf("exit 2: %s", r.stderr)
+		}
+		if got := parseJSONFindings(t, r.stdout); !slices.Equal(got, want) {
+			t.Fatalf("chunk %d maxLine %d workers %d: scan differs from the per-line oracle (%s)", cfg.chunkSize, cfg.maxLine, cfg.workers, firstDiff(got, want))
+		}
+	})
+}
+
+func readTestFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
