@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -122,8 +123,8 @@ func (c Config) Validate() error {
 	if c.Cluster != "" && !identRE.MatchString(c.Cluster) {
 		return fmt.Errorf("clickhouse.cluster: %q is not a plain identifier; use the cluster name from remote_servers, or leave it empty for a single node", c.Cluster)
 	}
-	if c.Cluster != "" && c.ReplicationPath == "" {
-		return fmt.Errorf("clickhouse.replication_path: empty with a cluster set; use e.g. /clickhouse/tables/{shard}")
+	if c.Cluster != "" && (c.ReplicationPath == "" || strings.ContainsAny(c.ReplicationPath, "'\\")) {
+		return fmt.Errorf("clickhouse.replication_path: %q with a cluster set; use a Keeper path without quotes, e.g. /clickhouse/tables/{shard}", c.ReplicationPath)
 	}
 	for _, r := range []struct {
 		name string

@@ -145,6 +145,7 @@ func TestConfigValidate(t *testing.T) {
 		"no flush":        {func(c *Config) { c.FlushInterval = 0 }, "clickhouse.flush_interval"},
 		"retry order":     {func(c *Config) { c.RetryMax = time1ms }, "clickhouse.retry_initial"},
 		"no path":         {func(c *Config) { c.Cluster = "c"; c.ReplicationPath = "" }, "clickhouse.replication_path"},
+		"quoted path":     {func(c *Config) { c.Cluster = "c"; c.ReplicationPath = "/x'y" }, "clickhouse.replication_path"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
