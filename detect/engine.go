@@ -435,7 +435,7 @@ func (st *scanState) jwtAt(p int, scheme string, param paramRef) bool {
 	if !ok {
 		return false
 	}
-	info, err := DecodeJWT(tok, st.s.now())
+	info, err := decodeJWT(tok, st.s.now(), &st.scratch().aux)
 	if err != nil {
 		// validJWT and DecodeJWT disagree only on claims that are not a JSON
 		// object; report the token without claims rather than lose it.

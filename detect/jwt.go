@@ -90,6 +90,17 @@ func b64Decode(dst, src []byte) ([]byte, bool) {
 // encrypted. For a JWS whose payload is not a JSON object, only the header is
 // returned. now sets the Expired flag (exp < now).
 func DecodeJWT(token []byte, now time.Time) (*tokenwatch.JWTInfo, error) {
+	return decodeJWT(token, now, nil)
+}
+
+// decodeJWT is DecodeJWT decoding into buf (scratch from the scanner) so a
+// finding costs no decode buffers; nothing returned points into buf.
+func decodeJWT(token []byte, now time.Time, buf *[]byte) (*tokenwatch.JWTInfo, error) {
+	var scratch []byte
+	if buf != nil {
+		scratch = (*buf)[:0]
+		defer func() { *buf = scratch[:0] }()
+	}
 	parts := bytes.Count(token, []byte{'.'}) + 1
 	if parts != 3 && parts != 5 {
 		return nil, ErrJWTFormat
@@ -104,7 +115,8 @@ func DecodeJWT(token []byte, now time.Time) (*tokenwatch.JWTInfo, error) {
 		}
 		return nil, ErrJWTSize
 	}
-	hdr, ok := b64Decode(nil, hdrB64)
+	hdr, ok := b64Decode(scratch[:0], hdrB64)
+	scratch = hdr
 	if !ok {
 		return nil, ErrJWTBase64
 	}
@@ -134,7 +146,8 @@ func DecodeJWT(token []byte, now time.Time) (*tokenwatch.JWTInfo, error) {
 	if len(payB64) > MaxJWTClaimsLen*4/3+4 {
 		return nil, ErrJWTSize
 	}
-	pay, ok := b64Decode(nil, payB64)
+	pay, ok := b64Decode(scratch[:0], payB64)
+	scratch = pay
 	if !ok {
 		return nil, ErrJWTBase64
 	}

@@ -1,6 +1,9 @@
 package detect
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Ellipsis separates the kept head and tail of a redacted preview. It is not a
 // character any credential alphabet contains, so a preview is never mistaken for a
@@ -18,11 +21,12 @@ const Ellipsis = "…"
 // is replaced by '?' so the preview is valid UTF-8 and never leaks more.
 func Redact(token []byte) string {
 	head, tail := redactKeep(len(token))
-	buf := make([]byte, 0, head+tail+len(Ellipsis))
-	buf = appendSafe(buf, token[:head])
-	buf = append(buf, Ellipsis...)
-	buf = appendSafe(buf, token[len(token)-tail:])
-	return string(buf)
+	var b strings.Builder // one allocation
+	b.Grow(head + tail + len(Ellipsis))
+	writeSafe(&b, token[:head])
+	b.WriteString(Ellipsis)
+	writeSafe(&b, token[len(token)-tail:])
+	return b.String()
 }
 
 func redactKeep(n int) (head, tail int) {
@@ -35,12 +39,11 @@ func redactKeep(n int) (head, tail int) {
 	return 0, 0
 }
 
-func appendSafe(dst, b []byte) []byte {
+func writeSafe(w *strings.Builder, b []byte) {
 	for _, c := range b {
 		if c < 0x21 || c >= utf8.RuneSelf {
 			c = '?'
 		}
-		dst = append(dst, c)
+		w.WriteByte(c)
 	}
-	return dst
 }
