@@ -3,6 +3,7 @@ package anomaly
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
 	"runtime"
 	"time"
@@ -43,7 +44,8 @@ type Config struct {
 	// source) kept for evidence, over all shards. When full, older uses lose
 	// those strings in evidence; detection is not affected.
 	MaxInternedStrings int `yaml:"max_interned_strings"`
-	// Severity overrides the severity of an alert type.
+	// Severity is the severity of each alert type (DefaultSeverity unless
+	// overridden; a type missing here keeps its default).
 	Severity map[string]tokenwatch.Severity `yaml:"severity"`
 
 	ImpossibleTravel     TravelConfig     `yaml:"impossible_travel"`
@@ -117,6 +119,7 @@ func DefaultConfig() Config {
 		ClockSkew:          10 * time.Second,
 		IgnoreASNs:         []uint32{13335, 54113, 20940, 16625},
 		MaxInternedStrings: 1 << 20,
+		Severity:           maps.Clone(DefaultSeverity),
 		ImpossibleTravel: TravelConfig{
 			Enabled:           true,
 			MaxSpeedKmh:       950,
