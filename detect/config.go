@@ -34,7 +34,8 @@ type Config struct {
 	// Empty: $XDG_STATE_HOME/tokenwatch/fingerprint.key, or
 	// ~/.local/state/tokenwatch/fingerprint.key when XDG_STATE_HOME is unset.
 	KeyFile string `yaml:"key_file"`
-	// MaxTokenLen is the longest credential reported, in bytes (default 16384).
+	// MaxTokenLen is the longest credential reported, in bytes (default 16384;
+	// 0 means the default).
 	MaxTokenLen int `yaml:"max_token_len"`
 }
 
@@ -47,7 +48,7 @@ func DefaultConfig() Config {
 // Validate checks c; messages name the YAML field and the fix.
 func (c Config) Validate() error {
 	var errs []error
-	if c.MaxTokenLen < 64 || c.MaxTokenLen > 1<<20 {
+	if c.MaxTokenLen != 0 && (c.MaxTokenLen < 64 || c.MaxTokenLen > 1<<20) {
 		errs = append(errs, fmt.Errorf("detect.max_token_len: %d is out of range; set it between 64 and 1048576 (default %d)", c.MaxTokenLen, DefaultMaxTokenLen))
 	}
 	if c.FingerprintKey != "" {

@@ -112,6 +112,9 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("zero config (defaults): %v", err)
+	}
 	dir := t.TempDir()
 	for name, c := range map[string]struct {
 		cfg  Config

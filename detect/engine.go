@@ -12,7 +12,7 @@ const (
 	cB64          // base64 segment bytes, both alphabets: A-Z a-z 0-9 - _ + /
 	cTok          // opaque token value bytes: A-Z a-z 0-9 - . _ ~ + / =
 	cKey          // key name bytes: A-Z a-z 0-9 _ - .
-	cCookie       // cookie value bytes: cTok plus : ! * ' ( ) @ $ are not all allowed; see init
+	cCookie       // cookie value bytes: cTok plus ':' (connect.sid "s:…" values)
 	cUpper
 	cLower
 	cDigit
