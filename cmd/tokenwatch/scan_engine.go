@@ -589,8 +589,9 @@ func (e *engine) progress(ctx context.Context) (stop func()) {
 	return func() {
 		close(done)
 		wg.Wait()
-		if printed {
-			el := time.Since(start)
+		// The summary follows any run that lasted long enough for progress,
+		// even if no tick got to print (a busy machine).
+		if el := time.Since(start); printed || el >= progressAfter {
 			b := e.bytesRead.Load()
 			fmt.Fprintf(e.env.stderr, "\r\033[K%s: %s in %.1fs, %.0f MB/s, %d findings\n", e.cmd, humanBytes(b), el.Seconds(), float64(b)/1e6/el.Seconds(), e.findings.Load())
 		}
