@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,9 +105,7 @@ func NewKafkaSource(cfg KafkaConfig, maxRecord int) (*KafkaSource, error) {
 		// WatchPartitionChanges makes the group rebalance when partitions are
 		// added to a topic, so new partitions are consumed without a restart.
 		WatchPartitionChanges: true,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			slog.Warn("kafka: " + fmt.Sprintf(msg, args...))
-		}),
+		ErrorLogger: kafka.LoggerFunc(logKafkaError),
 	}
 	if err := rc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka reader: %w", err)
@@ -124,6 +123,19 @@ func NewKafkaSource(cfg KafkaConfig, maxRecord int) (*KafkaSource, error) {
 	}
 	go s.watchStats()
 	return s, nil
+}
+
+// logKafkaError logs the Reader's errors. When a generation ends the Reader
+// stops its partition fetchers by expiring their connections' deadlines, which
+// it reports as "i/o timeout" errors: those are logged at debug level, the rest
+// as warnings.
+func logKafkaError(msg string, args ...any) {
+	text := fmt.Sprintf(msg, args...)
+	if strings.HasSuffix(text, "i/o timeout") || strings.Contains(text, "context canceled") {
+		slog.Debug("kafka: " + text)
+		return
+	}
+	slog.Warn("kafka: " + text)
 }
 
 // watchStats turns the Reader's periodic statistics into metrics.
