@@ -105,7 +105,7 @@ func NewKafkaSource(cfg KafkaConfig, maxRecord int) (*KafkaSource, error) {
 		// WatchPartitionChanges makes the group rebalance when partitions are
 		// added to a topic, so new partitions are consumed without a restart.
 		WatchPartitionChanges: true,
-		ErrorLogger: kafka.LoggerFunc(logKafkaError),
+		ErrorLogger:           kafka.LoggerFunc(logKafkaError),
 	}
 	if err := rc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka reader: %w", err)
