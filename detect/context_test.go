@@ -35,6 +35,7 @@ func TestContexts(t *testing.T) {
 		{"url-bearer-plus", "auth=Bearer+«" + opaque + "»", KindBearer, "Bearer", "", opaque},
 		{"url-param", "redirect=https%3A%2F%2Fapp%2Fcb%3Faccess_token%3D«" + opaque + "»%26state%3Dx", KindOAuthAccessToken, "", "access_token", opaque},
 		{"url-jwt-param", "u=%2Fcb%3Faccess_token%3D«" + jwtHS + "»%26x", KindJWT, "", "access_token", jwtHS},
+		{"url-double", "next=%2Fcb%253Fid_token%253D«" + enc(jwtHS, "%252E") + "»%2526x", KindJWT, "", "id_token", jwtHS},
 		{"url-slash", "Authorization: Bearer «" + strings.ReplaceAll(slashTok, "/", "%2F") + "»", KindBearer, "Bearer", "", slashTok},
 		// JSON-escaped.
 		{"json-u002e", `{"msg":"token=«` + enc(jwtHS, `\u002e`) + `»"}`, KindJWT, "", "token", jwtHS},

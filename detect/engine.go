@@ -64,14 +64,18 @@ func unhex(c byte) byte {
 	return 0
 }
 
-// escAt decodes an escape at line[i]: %XX (URL encoding), \/ (JSON) or \u00XX
-// (JSON, ASCII only). It returns the escape length (0 if none) and the byte.
+// escAt decodes an escape at line[i]: %XX (URL encoding), %25XX (double URL
+// encoding), \/ (JSON) or \u00XX (JSON, ASCII only). It returns the escape length (0 if none) and the byte.
 func escAt(line []byte, i int) (int, byte) {
 	if i >= len(line) {
 		return 0, 0
 	}
 	switch line[i] {
 	case '%':
+		// %25XX is a double-encoded %XX (a URL inside a URL parameter).
+		if i+4 < len(line) && line[i+1] == '2' && line[i+2] == '5' && isHex(line[i+3]) && isHex(line[i+4]) {
+			return 5, unhex(line[i+3])<<4 | unhex(line[i+4])
+		}
 		if i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
 			return 3, unhex(line[i+1])<<4 | unhex(line[i+2])
 		}

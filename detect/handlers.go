@@ -23,6 +23,10 @@ func skipSchemeSpace(line []byte, i int) int {
 				i += 3
 				continue
 			}
+			if i+4 < len(line) && line[i+1] == '2' && line[i+2] == '5' && line[i+3] == '2' && line[i+4] == '0' {
+				i += 5 // %2520
+				continue
+			}
 		}
 		break
 	}

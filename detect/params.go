@@ -65,7 +65,9 @@ func keyBounds(line []byte, p, n int) (ks, ke int, ok bool) {
 		}
 	}
 	// Drop the tail of an escape that precedes the key: %26access_token, \naccess_token.
-	if ks >= 1 && line[ks-1] == '%' && p-ks >= 2 && isHex(line[ks]) && isHex(line[ks+1]) {
+	if ks >= 1 && line[ks-1] == '%' && p-ks >= 4 && line[ks] == '2' && line[ks+1] == '5' && isHex(line[ks+2]) && isHex(line[ks+3]) {
+		ks += 4 // %2526access_token (double encoding)
+	} else if ks >= 1 && line[ks-1] == '%' && p-ks >= 2 && isHex(line[ks]) && isHex(line[ks+1]) {
 		ks += 2
 	} else if ks >= 1 && line[ks-1] == '\\' && p-ks >= 1 && (line[ks] == 'n' || line[ks] == 't' || line[ks] == 'r') {
 		ks++
@@ -121,6 +123,8 @@ func valueStart(line []byte, ks, ke int) (int, int, bool) {
 		j++
 	case j+2 < n && line[j] == '%' && line[j+1] == '3' && (line[j+2] == 'D' || line[j+2] == 'd' || line[j+2] == 'A' || line[j+2] == 'a'):
 		j += 3
+	case j+4 < n && line[j] == '%' && line[j+1] == '2' && line[j+2] == '5' && line[j+3] == '3' && (line[j+4] == 'D' || line[j+4] == 'd'):
+		j += 5 // %253D
 	default:
 		return 0, 0, false
 	}
