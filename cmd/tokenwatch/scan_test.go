@@ -775,26 +775,53 @@ func BenchmarkAppendFindingJSON(b *testing.B) {
 	})
 }
 
-// BenchmarkScanCLI measures the whole scan command (read, chunk, scan on all
-// cores, format) over a clean-heavy in-memory log.
-func BenchmarkScanCLI(b *testing.B) {
-	data := bigLog(b, 32<<20, 0)
-	// Make it clean-heavy: keep one credential line per ~1000.
+// cleanHeavyLog is bigLog thinned to about one credential line per 1,000.
+func cleanHeavyLog(b *testing.B, size int) []byte {
+	data := bigLog(b, size, 0)
 	var clean bytes.Buffer
 	for i, l := range bytes.SplitAfter(data, []byte{'\n'}) {
 		if i%1000 == 0 || !bytes.Contains(l, []byte("ey")) {
 			clean.Write(l)
 		}
 	}
-	data = clean.Bytes()
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := runCmd(b, bytes.NewReader(data), nil, "scan", "--format", "json", "--fingerprint-key", testKey, "-")
-		if r.code == exitUsage {
-			b.Fatal(r.stderr)
-		}
+	return clean.Bytes()
+}
+
+// BenchmarkScanCLI measures the whole scan command (read, chunk, scan, order,
+// format) over a clean-heavy in-memory log, with one worker and with all
+// cores, against the same lines scanned directly with detect in one loop: the
+// jobs=1 / direct ratio is the engine's overhead.
+func BenchmarkScanCLI(b *testing.B) {
+	data := cleanHeavyLog(b, 32<<20)
+	for _, jobs := range []string{"1", "0"} {
+		b.Run("jobs="+map[string]string{"1": "1", "0": "all"}[jobs], func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := runCmd(b, bytes.NewReader(data), nil, "scan", "--format", "json", "--jobs", jobs, "--fingerprint-key", testKey, "-")
+				if r.code == exitUsage {
+					b.Fatal(r.stderr)
+				}
+			}
+		})
 	}
+	b.Run("direct", func(b *testing.B) {
+		sc := testScanner(b)
+		var dst []tokenwatch.Finding
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			rest := data
+			for len(rest) > 0 {
+				i := bytes.IndexByte(rest, '\n')
+				if i < 0 {
+					i = len(rest)
+				}
+				dst = sc.Scan(rest[:i], dst[:0])
+				rest = rest[min(i+1, len(rest)):]
+			}
+		}
+	})
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and a polling reader.
