@@ -181,6 +181,26 @@ outptu: {}
 	}
 }
 
+type selfDecoding struct{ v map[string]any }
+
+func (s *selfDecoding) UnmarshalYAML(n *yaml.Node) error { return n.Decode(&s.v) }
+
+// A type that decodes itself decides which keys it accepts.
+func TestCheckKeysSkipsUnmarshalers(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("custom: {anything: 1}\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	type root struct {
+		Custom selfDecoding `yaml:"custom"`
+	}
+	var errs errorList
+	checkKeys(doc.Content[0], reflect.TypeOf(root{}), "", "x.yaml", &errs)
+	if len(errs) != 0 {
+		t.Fatalf("errs %v", errs)
+	}
+}
+
 func TestSyntaxAndTypeErrors(t *testing.T) {
 	cases := []struct{ name, in, want string }{
 		{"syntax", "ingest:\n  batch_size: [1,\n", "tw.yaml: yaml: line"},

@@ -82,13 +82,19 @@ func label(name string) string {
 	return name
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType    = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
 
 // checkKeys reports every mapping key that no yaml tag of t accepts, with its
 // line and dotted path, and the keys that would be accepted.
 func checkKeys(n *yaml.Node, t reflect.Type, path, file string, errs *errorList) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) || t.Implements(unmarshalerType) {
+		return // the type decodes itself and decides which keys it accepts
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
