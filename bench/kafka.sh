@@ -19,4 +19,4 @@ if [[ ! -s "$corpus/corpus.log" ]]; then
 	go run ./bench/corpus gen -o "$corpus" -mode bench -lines "$lines" -seed 1
 fi
 export TOKENWATCH_TEST_KAFKA="${TOKENWATCH_TEST_KAFKA:-127.0.0.1:19092}"
-go run ./bench/kafka -corpus "$corpus/corpus.log" -partitions 4 -rounds 3 -json "$out/result-$lines.json"
+go run ./bench/kafka -corpus "$corpus/corpus.log" -partitions 4 -warmup 1 -rounds 3 -json "$out/result-$lines.json"

@@ -15,7 +15,8 @@
 //
 // Each consumer uses a fresh group and reads from the earliest offset. Timing
 // starts at the first message and ends when the last one is committed, so group
-// join time is not counted for either. It prints records/s and MB/s of each and
+// join time is not counted for either. A warm-up round of each comes first,
+// unmeasured. It prints records/s and MB/s of each and
 // the ratio tokenwatch/bare (target >= 0.7).
 //
 // bench/kafka.sh runs it against the test Kafka with a generated corpus.
@@ -80,7 +81,8 @@ func run() error {
 	brokersFlag := flag.String("brokers", envOr("TOKENWATCH_TEST_KAFKA", "127.0.0.1:19092"), "Kafka bootstrap broker")
 	corpus := flag.String("corpus", "", "log file to produce, one message per line (required)")
 	partitions := flag.Int("partitions", 4, "partitions of the benchmark topic")
-	rounds := flag.Int("rounds", 2, "consume rounds per consumer (alternating bare, tokenwatch)")
+	rounds := flag.Int("rounds", 3, "measured consume rounds per consumer (alternating bare, tokenwatch)")
+	warmup := flag.Int("warmup", 1, "unmeasured rounds per consumer first (heap growth, page cache, scanner tables)")
 	batch := flag.Int("batch", 4096, "records per batch (both consumers)")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	flag.BoolVar(&sourceOnly, "source-only", false, "tokenwatch rounds without the scan and parse stages (to isolate the source)")
@@ -112,7 +114,7 @@ func run() error {
 
 	var results []result
 	sum := map[string]float64{}
-	for r := 1; r <= *rounds; r++ {
+	for r := 1 - *warmup; r <= *rounds; r++ {
 		for _, name := range []string{"bare", "tokenwatch"} {
 			group := fmt.Sprintf("%s-%s-%d", topic, name, r)
 			var res result
@@ -137,6 +139,10 @@ func run() error {
 			}
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", name, r, err)
+			}
+			if r < 1 {
+				fmt.Printf("warm-up    %-10s %9d records in %6.2fs\n", name, res.Records, res.Seconds)
+				continue
 			}
 			res.Name, res.Round = name, r
 			res.CPUSeconds = cpuTime() - cpu0
