@@ -5,6 +5,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +267,71 @@ func TestReplayInvisible(t *testing.T) {
 	if got := queryInt(t, c, "SELECT count() FROM tokenwatch.alerts_latest WHERE type = 'impossible_travel' AND status = 'closed'"); got != 1 {
 		t.Errorf("closed impossible_travel alerts = %d, want 1", got)
 	}
+}
+
+// TestClusterDDLRunsWithoutKeeper executes the cluster variant on chDB after
+// the only changes a single process forces: no ON CLUSTER (no cluster is
+// defined), Replicated*MergeTree as the plain engine (no Keeper), and a Merge
+// table in place of each Distributed table. It proves the cluster variant's
+// wiring: materialized views read the local tables and fill the local
+// aggregate tables, and the names the writer and the dashboards use (the
+// Distributed names) see every row.
+func TestClusterDDLRunsWithoutKeeper(t *testing.T) {
+	c := testenv.NewCHDB(t)
+	cfg := store.DefaultConfig()
+	cfg.Cluster = "tw_cluster"
+	script, err := store.Script(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicated := regexp.MustCompile(`Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, ([^)]*))?\)`)
+	distributed := regexp.MustCompile(`ENGINE = Distributed\(tw_cluster, (\w+), (\w+), .*\)$`)
+	n := 0
+	for _, s := range strings.Split(script, ";\n") {
+		s = strings.TrimSpace(stripLineComments(s))
+		if s == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, " ON CLUSTER tw_cluster", "")
+		s = replicated.ReplaceAllStringFunc(s, func(m string) string {
+			sm := replicated.FindStringSubmatch(m)
+			if sm[2] == "" {
+				return sm[1]
+			}
+			return sm[1] + "(" + sm[2] + ")"
+		})
+		s = distributed.ReplaceAllString(s, "ENGINE = Merge($1, '^$2$$')")
+		if err := c.Exec(s); err != nil {
+			t.Fatalf("cluster statement: %v\n%s", err, s)
+		}
+		n++
+	}
+	ds := storetest.Generate(time.Now())
+	rows, err := ds.Rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := rows.InsertStatements(cfg.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	localInsert := regexp.MustCompile(`^INSERT INTO tokenwatch\.(\w+) `)
+	for _, s := range stmts {
+		if err := c.Exec(localInsert.ReplaceAllString(s, "INSERT INTO tokenwatch.${1}_local ")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for q, want := range map[string]int64{
+		"SELECT count() FROM tokenwatch.token_events":                       int64(ds.Uses),
+		"SELECT count() FROM tokenwatch.findings":                           int64(ds.Leaks),
+		"SELECT toInt64(uniqMerge(uses)) FROM tokenwatch.uses_minutely":     int64(ds.Uses),
+		"SELECT toInt64(uniqMerge(leaks)) FROM tokenwatch.leaks_hourly":     int64(ds.Leaks),
+		"SELECT count() FROM tokenwatch.alerts_latest":                      int64(ds.Alerts - 5),
+		"SELECT toInt64(uniqMerge(alerts)) FROM tokenwatch.alerts_minutely": int64(ds.Alerts - 5),
+	} {
+		if got := queryInt(t, c, q); got != want {
+			t.Errorf("cluster variant: %s = %d, want %d", q, got, want)
+		}
+	}
+	t.Logf("%d cluster statements executed", n)
 }
