@@ -288,7 +288,7 @@ func (e *engine) openInput(in *input) (io.Reader, func() error, error) {
 	n, err := io.ReadFull(r, magic[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		closeFn()
-		return nil, nil, fmt.Errorf("read %s: %w", in.name, err)
+		return nil, nil, readError(in.name, err)
 	}
 	r = io.MultiReader(bytes.NewReader(magic[:n]), r)
 	if n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -302,6 +302,15 @@ func (e *engine) openInput(in *input) (io.Reader, func() error, error) {
 		r = gz
 	}
 	return r, closeFn, nil
+}
+
+// readError names the input in a read error, unless the error (an
+// *fs.PathError from a file) already does.
+func readError(name string, err error) error {
+	if _, ok := errors.AsType[*fs.PathError](err); ok {
+		return err
+	}
+	return fmt.Errorf("read %s: %w", name, err)
 }
 
 // errBinary marks an input skipped because it looks binary.
@@ -355,7 +364,7 @@ func (p *producer) loop(r io.Reader) error {
 		eof := errors.Is(rerr, io.EOF)
 		if rerr != nil && !eof {
 			e.putBuf(bp)
-			return fmt.Errorf("read %s: %w", p.in.name, rerr)
+			return readError(p.in.name, rerr)
 		}
 		if !p.sniffed {
 			if n < sniffLen && !eof && n < len(buf) {

@@ -572,6 +572,25 @@ func TestScanReadError(t *testing.T) {
 	}
 }
 
+// TestScanUnreadableFile: a file that opens but cannot be read (/proc/self/mem
+// fails with EIO at offset 0) is reported, the other inputs are scanned, and the
+// exit status is 2 although there were findings.
+func TestScanUnreadableFile(t *testing.T) {
+	if _, err := os.Stat("/proc/self/mem"); err != nil {
+		t.Skip("needs Linux /proc/self/mem")
+	}
+	r := runCmd(t, nil, nil, "scan", "--fingerprint-key", testKey, "/proc/self/mem", "testdata/sample.log")
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want 2; stderr %q", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "read /proc/self/mem") || strings.Count(r.stderr, "/proc/self/mem") != 1 {
+		t.Errorf("stderr %q: want one clear message naming the file", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "testdata/sample.log:1:") {
+		t.Errorf("the readable file was not scanned: %q", r.stdout)
+	}
+}
+
 func TestScanParallelOrder(t *testing.T) {
 	data := bigLog(t, 2<<20, 0)
 	want := oracle(t, data)
