@@ -190,6 +190,14 @@ func (w *Writer) Process(ctx context.Context, b *tokenwatch.Batch) error {
 // AddDeliveries buffers delivery rows; they are inserted by the flush loop.
 // It blocks while max_pending_rows rows are pending.
 func (w *Writer) AddDeliveries(ctx context.Context, ds ...Delivery) error {
+	// Chunks of at most max_pending_rows, so what Flush releases (the rows it
+	// inserted) always equals what was acquired.
+	for len(ds) > w.cfg.MaxPendingRows {
+		if err := w.AddDeliveries(ctx, ds[:w.cfg.MaxPendingRows]...); err != nil {
+			return err
+		}
+		ds = ds[w.cfg.MaxPendingRows:]
+	}
 	if len(ds) == 0 {
 		return nil
 	}

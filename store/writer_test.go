@@ -357,3 +357,24 @@ func TestRecordDelivery(t *testing.T) {
 		t.Fatalf("deliveries rows = %d, want 1", got)
 	}
 }
+
+func TestAddDeliveriesLargerThanLimit(t *testing.T) {
+	f := newFake()
+	cfg := testConfig()
+	cfg.MaxPendingRows = 100
+	w := newWriter(cfg, f.send, nil)
+	ctx := context.Background()
+	many := make([]Delivery, 250)
+	for i := range many {
+		many[i] = Delivery{AlertID: "a", Sink: "s", Attempt: i + 1, Time: time.Now()}
+	}
+	if err := w.AddDeliveries(ctx, many...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.got("deliveries"); got != 250 || w.Pending() != 0 {
+		t.Fatalf("deliveries = %d pending = %d, want 250 and 0", got, w.Pending())
+	}
+}
