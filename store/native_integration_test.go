@@ -185,11 +185,20 @@ func TestWriterSurvivesRestart(t *testing.T) {
 
 	var wg sync.WaitGroup
 	processed := make(chan int, batches)
+	stopped := make(chan struct{})
 	var procErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := range batches {
+			if i == 2*batches/3 {
+				// However fast the machine, the last third is written
+				// after the server went down.
+				select {
+				case <-stopped:
+				case <-ctx.Done():
+				}
+			}
 			b := streamBatch(i, per, base)
 			if err := w.Process(ctx, &b); err != nil {
 				procErr = fmt.Errorf("batch %d: %w", i, err)
@@ -207,6 +216,7 @@ func TestWriterSurvivesRestart(t *testing.T) {
 		}
 	}
 	testenv.StopClickHouse(t)
+	close(stopped)
 	// Wait until the writer has seen the outage (a failed attempt).
 	deadline := time.Now().Add(time.Minute)
 	for insertErrorsTotal(t, "token_events") == errBefore {
