@@ -85,6 +85,7 @@ func run() error {
 	warmup := flag.Int("warmup", 1, "unmeasured rounds per consumer first (heap growth, page cache, scanner tables)")
 	batch := flag.Int("batch", 4096, "records per batch (both consumers)")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	flag.IntVar(&scanWorkers, "scan-workers", 1, "goroutines scanning one batch (pipeline.Parallel)")
 	flag.BoolVar(&sourceOnly, "source-only", false, "tokenwatch rounds without the scan and parse stages (to isolate the source)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the tokenwatch rounds to this file")
 	flag.Parse()
@@ -169,7 +170,10 @@ func run() error {
 	return nil
 }
 
-var sourceOnly bool
+var (
+	sourceOnly  bool
+	scanWorkers int
+)
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -360,7 +364,7 @@ func consumeTokenwatch(brokers []string, topic, group string, batch, n int) (res
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c := &counter{want: n, cancel: cancel}
-	stages := []tokenwatch.Stage{startTimer{c}, scanner, parser, c}
+	stages := []tokenwatch.Stage{startTimer{c}, pipeline.Parallel(scanner, scanWorkers, 512), parser, c}
 	if sourceOnly {
 		stages = []tokenwatch.Stage{startTimer{c}, c}
 	}
