@@ -253,8 +253,21 @@ func openStore(ctx context.Context, cfg store.Config) (*store.Writer, func() err
 		return nil, nil, err
 	}
 	if cfg.Migrate {
+		// The server may still be starting (docker compose, a restart):
+		// retry for up to two minutes before giving up.
 		mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		res, err := store.Migrate(mctx, store.NativeExecer{Conn: conn}, cfg)
+		var res store.MigrateResult
+		for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
+			res, err = store.Migrate(mctx, store.NativeExecer{Conn: conn}, cfg)
+			if err == nil || mctx.Err() != nil {
+				break
+			}
+			slog.Warn("tokenwatch run: clickhouse migrations failed; retrying", "retry_in", wait, "err", err)
+			select {
+			case <-mctx.Done():
+			case <-time.After(wait):
+			}
+		}
 		cancel()
 		if err != nil {
 			_ = conn.Close()
