@@ -69,9 +69,11 @@ deps: ## install OS packages and downloads the tests need (idempotent, cached in
 	scripts/chdb.sh install
 	scripts/promtool.sh install
 
+# Both servers start with empty data (Kafka always, ClickHouse unless CLICKHOUSE_KEEP_DATA=1);
+# a server that is already running is left as it is.
 servers-up: deps ## start Kafka and clickhouse-server, install chDB
 	scripts/kafka.sh start
-	scripts/clickhouse.sh start
+	CLICKHOUSE_FRESH=$(if $(CLICKHOUSE_KEEP_DATA),0,1) scripts/clickhouse.sh start
 
 servers-down: ## stop Kafka and clickhouse-server
 	-scripts/kafka.sh stop

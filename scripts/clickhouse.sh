@@ -3,6 +3,7 @@
 #
 #   scripts/clickhouse.sh install    apt-get install clickhouse-server clickhouse-client (once)
 #   scripts/clickhouse.sh start      write the config under .cache/clickhouse, start, wait for SELECT 1
+#                                    (CLICKHOUSE_FRESH=1: empty the data dir first, if not running)
 #   scripts/clickhouse.sh stop       SIGTERM, wait, then SIGKILL (data is kept)
 #   scripts/clickhouse.sh restart    stop + start, keeping the data
 #   scripts/clickhouse.sh status     exit 0 when running and answering SELECT 1
@@ -173,6 +174,10 @@ start() {
 	fi
 	local cmd
 	cmd="$(server_cmd)" || die "clickhouse-server not installed; run: scripts/clickhouse.sh install"
+	if [[ "${CLICKHOUSE_FRESH:-0}" == 1 ]]; then
+		log "CLICKHOUSE_FRESH=1: starting with an empty data dir"
+		rm -rf "$DATA"
+	fi
 	write_config
 	local t0=$SECONDS
 	log "starting clickhouse-server on $HOST:$TCP_PORT (http $HTTP_PORT), logs in $LOGDIR"

@@ -39,7 +39,7 @@ var topicUnsafe = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
 
 // CreateTopic creates a topic with n partitions (replication 1) and a unique name
 // that starts with prefix, and returns the name once the broker's metadata shows
-// every partition with a leader. It skips the test when the test Kafka is not
+// every partition with a leader and each leader answers for its partition. It skips the test when the test Kafka is not
 // configured. Topics are not deleted: the test broker starts empty on every
 // `scripts/kafka.sh start`.
 func CreateTopic(t testing.TB, prefix string, partitions int) string {
@@ -137,5 +137,24 @@ func topicReady(ctx context.Context, broker, name string, partitions int) (bool,
 			withLeader++
 		}
 	}
-	return withLeader == partitions, fmt.Sprintf("%d of %d partitions with a leader", withLeader, partitions), nil
+	if withLeader != partitions {
+		return false, fmt.Sprintf("%d of %d partitions with a leader", withLeader, partitions), nil
+	}
+	// In KRaft the metadata can name a leader a moment before that broker serves the
+	// partition (readers then see NOT_LEADER_OR_FOLLOWER): ask each leader for the
+	// partition's end offset too.
+	for _, p := range parts {
+		leader := net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))
+		pc, err := kafka.DialLeader(ctx, "tcp", leader, name, p.ID)
+		if err != nil {
+			return false, "", fmt.Errorf("dial leader %s of partition %d: %w", leader, p.ID, err)
+		}
+		_ = pc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = pc.ReadLastOffset()
+		pc.Close()
+		if err != nil {
+			return false, fmt.Sprintf("partition %d not served by its leader yet: %v", p.ID, err), nil
+		}
+	}
+	return true, "", nil
 }
