@@ -187,11 +187,11 @@ func FuzzXFF(f *testing.F) {
 	})
 }
 
-// headerHolds reports whether some piece of hdr (split at , ; = and spaces) parses
-// as a.
+// headerHolds reports whether some piece of hdr (split at , ; =, trimmed of
+// spaces and quotes) parses as a.
 func headerHolds(hdr string, a netip.Addr) bool {
-	for _, piece := range strings.FieldsFunc(hdr, func(r rune) bool { return r == ',' || r == ';' || r == '=' || r == ' ' || r == '\t' }) {
-		piece = strings.Trim(piece, `"`)
+	for _, piece := range strings.FieldsFunc(hdr, func(r rune) bool { return r == ',' || r == ';' || r == '=' }) {
+		piece = strings.Trim(piece, " \t\r\n\"")
 		if b, ok := parseIP([]byte(piece)); ok && b == a {
 			return true
 		}

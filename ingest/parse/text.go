@@ -112,10 +112,10 @@ func (st *pstate) leadingTime(s []byte) (time.Time, []byte, bool) {
 			i++
 		}
 		j := i
-		for j < len(s) && s[j] != ' ' && s[j] != '\t' {
+		for j < len(s) && j <= maxTimeLen && s[j] != ' ' && s[j] != '\t' {
 			j++
 		}
-		if j == i {
+		if j == i || j > maxTimeLen {
 			break
 		}
 		ends[n] = j
