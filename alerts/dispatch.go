@@ -198,7 +198,7 @@ func (d *Dispatcher) deliverSink(ctx context.Context, env *Envelope, name string
 		}
 		attempts++
 		last = d.attempt(ctx, st, env, id)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && last.Outcome != OutcomeDelivered {
 			st.br.abort()
 			return ctx.Err()
 		}

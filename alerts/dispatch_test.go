@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,7 @@ func TestDeliveryThroughOutages(t *testing.T) {
 	})
 	dir := t.TempDir()
 	c := fastConfig(dir, webhookSinkConfig("soar", rc.URL))
+	c.Sinks[0].Timeout = 300 * time.Millisecond // the receiver hangs for 1 s in one phase
 	c.CircuitBreaker.Failures = 3
 	var alerts []tokenwatch.Alert
 	for i := range n {
@@ -55,7 +57,8 @@ func TestDeliveryThroughOutages(t *testing.T) {
 	}
 	enqueue(t, c, alerts...)
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 20*time.Second, "all alerts delivered", func() bool { return len(uniqueDelivered(t, rc)) == n })
+	waitFor(t, 30*time.Second, "all alerts delivered", func() bool { return len(uniqueDelivered(t, rc)) == n })
+	waitFor(t, 30*time.Second, "the whole outbox committed", func() bool { return committedAll(c) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +74,16 @@ func TestDeliveryThroughOutages(t *testing.T) {
 	if after := len(rc.requests()); after != before {
 		t.Fatalf("a restarted dispatcher sent %d more requests after everything was committed", after-before)
 	}
+}
+
+// committedAll reports whether the file outbox's cursor is at its end.
+func committedAll(c Config) bool {
+	st, err := os.Stat(c.Outbox.File)
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile(c.Dispatcher.StateFile + ".cursor")
+	return err == nil && strings.TrimSpace(string(b)) == strconv.FormatInt(st.Size(), 10)
 }
 
 // uniqueDelivered returns the alert ids answered 2xx.
@@ -137,7 +150,7 @@ func TestDispatcherKilledMidDelivery(t *testing.T) {
 	}
 	rc.setRespond(nil)
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 10*time.Second, "all alerts delivered", func() bool { return len(uniqueDelivered(t, rc)) == n })
+	waitFor(t, 30*time.Second, "all alerts delivered", func() bool { return len(uniqueDelivered(t, rc)) == n })
 	stop()
 	checkDeliveries(t, rc, n)
 }
@@ -187,6 +200,7 @@ func TestCircuitBreakerLimitsRequests(t *testing.T) {
 	rc := newReceiver(t, func(int, *http.Request, []byte) (int, map[string]string, time.Duration) { return 500, nil, 0 })
 	dir := t.TempDir()
 	c := fastConfig(dir, webhookSinkConfig("down", rc.URL))
+	c.Sinks[0].Timeout = time.Minute // every failure is the receiver's 500, never a client timeout
 	c.CircuitBreaker = BreakerConfig{Failures: 3, Cooldown: time.Hour}
 	var alerts []tokenwatch.Alert
 	for i := range 20 {
@@ -194,7 +208,7 @@ func TestCircuitBreakerLimitsRequests(t *testing.T) {
 	}
 	enqueue(t, c, alerts...)
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "3 failed requests", func() bool { return len(rc.requests()) >= 3 })
+	waitFor(t, 30*time.Second, "3 failed requests", func() bool { return len(rc.requests()) >= 3 })
 	time.Sleep(200 * time.Millisecond)
 	stop()
 	// Concurrent deliveries may each have passed allow() before the third
@@ -217,7 +231,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	c.Dispatcher.Concurrency = 1
 	enqueue(t, c, testAlert(1, tokenwatch.AlertTokenLeak))
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
 	stop()
 	st, err := openState(c.Dispatcher.StateFile)
 	if err != nil {
@@ -229,7 +243,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	// Restart with the same config: the next alert is not sent.
 	enqueue(t, c, testAlert(2, tokenwatch.AlertTokenLeak))
 	stop = startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "second dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 2 })
+	waitFor(t, 30*time.Second, "second dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 2 })
 	stop()
 	if got := len(rc.requests()); got != 1 {
 		t.Fatalf("disabled endpoint received %d requests, want 1", got)
@@ -243,7 +257,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	c.Sinks[0].Secrets = append(c.Sinks[0].Secrets, "whsec_"+"QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
 	enqueue(t, c, testAlert(3, tokenwatch.AlertTokenLeak))
 	stop = startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "delivery after config change", func() bool { return len(rc.ok()) == 1 })
+	waitFor(t, 30*time.Second, "delivery after config change", func() bool { return len(rc.ok()) == 1 })
 	stop()
 }
 
@@ -258,7 +272,7 @@ func TestMaxAttemptsDeadLetter(t *testing.T) {
 	c.CircuitBreaker.Failures = 100
 	enqueue(t, c, testAlert(7, tokenwatch.AlertImpossibleTravel))
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
 	stop()
 	dl := readDeadLetters(t, c.DeadLetter.File)[0]
 	if dl.Attempts != 4 || dl.Status != 502 || dl.Sink != "flaky" || dl.Envelope.Alert.ID != "al-0007" || dl.WebhookID != WebhookID("al-0007", 0, "flaky") {
@@ -307,7 +321,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	c := fastConfig(dir, webhookSinkConfig("ra", rc.URL))
 	enqueue(t, c, testAlert(1, tokenwatch.AlertTokenLeak))
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 10*time.Second, "delivery", func() bool { return len(rc.ok()) == 1 })
+	waitFor(t, 30*time.Second, "delivery", func() bool { return len(rc.ok()) == 1 })
 	stop()
 	reqs := rc.requests()
 	if len(reqs) != 2 {
@@ -433,14 +447,14 @@ func TestUpdatesKeepOrderPerToken(t *testing.T) {
 	upd.Update = 1
 	enqueue(t, c, first, testAlert(2, tokenwatch.AlertTokenLeak), upd, testAlert(3, tokenwatch.AlertTokenLeak))
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "the other alerts", func() bool { return len(rc.ok()) == 2 })
+	waitFor(t, 30*time.Second, "the other alerts", func() bool { return len(rc.ok()) == 2 })
 	for _, r := range rc.requests() {
 		if id, u := alertIDOf(t, r.Body); id == "al-0001" && u == 1 {
 			t.Fatal("the update was sent while its first alert was still in flight")
 		}
 	}
 	close(release)
-	waitFor(t, 5*time.Second, "4 deliveries", func() bool { return len(rc.ok()) == 4 })
+	waitFor(t, 30*time.Second, "4 deliveries", func() bool { return len(rc.ok()) == 4 })
 	stop()
 	var order []int
 	for _, r := range rc.requests() {

@@ -75,6 +75,9 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte, now time.T
 	return errors.New("no matching signature")
 }
 
+// statusClientGone marks a request whose client left before the answer.
+const statusClientGone = -1
+
 // received is one request a test receiver got.
 type received struct {
 	ID     string
@@ -108,12 +111,26 @@ func newReceiver(t testing.TB, respond func(n int, r *http.Request, body []byte)
 			status, hdr, hang = respond(n, r, body)
 		}
 		rc.mu.Lock()
-		rc.all = append(rc.all, received{ID: r.Header.Get("webhook-id"), Header: r.Header.Clone(), Body: body, Status: status, At: time.Now()})
+		idx := len(rc.all)
+		rec := received{ID: r.Header.Get("webhook-id"), Header: r.Header.Clone(), Body: body, Status: status, At: time.Now()}
+		if hang > 0 {
+			rec.Status = 0 // not answered yet
+		}
+		rc.all = append(rc.all, rec)
 		rc.mu.Unlock()
 		if hang > 0 {
 			select {
 			case <-time.After(hang):
 			case <-r.Context().Done():
+			}
+			final := status
+			if r.Context().Err() != nil {
+				final = statusClientGone // the client gave up (timeout): no answer arrived
+			}
+			rc.mu.Lock()
+			rc.all[idx].Status = final
+			rc.mu.Unlock()
+			if final == statusClientGone {
 				return
 			}
 		}
@@ -186,7 +203,10 @@ func fastConfig(dir string, sinks ...SinkConfig) Config {
 }
 
 func webhookSinkConfig(name, url string) SinkConfig {
-	return SinkConfig{Name: name, Type: SinkWebhook, URL: url, Secrets: []string{testSecret}, Timeout: 300 * time.Millisecond}
+	// A long timeout: under a loaded test machine a short one would turn slow
+	// answers into failures the tests do not expect. Tests of hanging receivers
+	// set their own.
+	return SinkConfig{Name: name, Type: SinkWebhook, URL: url, Secrets: []string{testSecret}, Timeout: time.Minute}
 }
 
 // enqueue writes alerts through an Outbox stage into c's file outbox.

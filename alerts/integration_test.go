@@ -89,6 +89,7 @@ func TestKafkaOutboxThroughOutagesAndCancel(t *testing.T) {
 	})
 	dir := t.TempDir()
 	c := kafkaConfig(t, dir, webhookSinkConfig("soar", rc.URL))
+	c.Sinks[0].Timeout = 300 * time.Millisecond // the receiver hangs for 1 s in one phase
 	c.CircuitBreaker.Failures = 100
 	c.Dispatcher.Concurrency = 8
 	var alerts []tokenwatch.Alert

@@ -174,7 +174,7 @@ func revokeConfig(dir, url, method string) Config {
 	c := fastConfig(dir, SinkConfig{
 		Name: "idp", Type: SinkRFC7009, URL: url, Issuer: "https://idp.example",
 		ClientID: "tokenwatch client", ClientSecret: "s3cr:t&", AuthMethod: method, TokenTypeHint: "access_token",
-		Timeout: 300 * time.Millisecond,
+		Timeout: time.Minute,
 	})
 	c.SealingKey = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
 	return c
@@ -205,7 +205,7 @@ func TestRevocationFormAndAuth(t *testing.T) {
 			s := testSealer(t)
 			enqueueBatch(t, c, revokeBatch(t, s, 1, time.Now().Add(time.Hour)))
 			stop := startDispatcher(t, c, s)
-			waitFor(t, 5*time.Second, "revocation", func() bool { return len(rc.ok()) == 1 })
+			waitFor(t, 30*time.Second, "revocation", func() bool { return len(rc.ok()) == 1 })
 			stop()
 			r := rc.ok()[0]
 			if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
@@ -265,7 +265,7 @@ func TestRevocationNothingAfterExpiry(t *testing.T) {
 	enqueueBatch(t, c, b)
 	rec := &recorder{}
 	stop := startDispatcher(t, c, s, WithRecorder(rec), withClock(clock))
-	waitFor(t, 10*time.Second, "both deliveries finished", func() bool { return len(rec.all()) == 2 })
+	waitFor(t, 30*time.Second, "both deliveries finished", func() bool { return len(rec.all()) == 2 })
 	stop()
 	for _, d := range rec.all() {
 		if d.Outcome != OutcomeExpired {
@@ -298,7 +298,7 @@ func TestRevocationErrorsDeadLetter(t *testing.T) {
 	s := testSealer(t)
 	enqueueBatch(t, c, revokeBatch(t, s, 1, time.Now().Add(time.Hour)))
 	stop := startDispatcher(t, c, s)
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
 	stop()
 	dl := readDeadLetters(t, c.DeadLetter.File)[0]
 	if !strings.HasPrefix(dl.Error, "HTTP 400: unsupported_token_type") || len(dl.Envelope.Sealed) == 0 {
@@ -351,7 +351,7 @@ func TestSSFPush(t *testing.T) {
 			}
 			enqueue(t, c, testAlert(1, tokenwatch.AlertLeakedTokenReplay))
 			stop := startDispatcher(t, c, nil)
-			waitFor(t, 5*time.Second, "SET", func() bool { return len(rc.ok()) == 1 })
+			waitFor(t, 30*time.Second, "SET", func() bool { return len(rc.ok()) == 1 })
 			stop()
 			r := rc.ok()[0]
 			if ct := r.Header.Get("Content-Type"); ct != "application/secevent+jwt" {
@@ -418,7 +418,7 @@ func TestSSFErrorDeadLetter(t *testing.T) {
 	c := fastConfig(dir, SinkConfig{Name: "ssf", Type: SinkSSF, URL: rc.URL, SETIssuer: "https://tw", Audience: []string{"a"}, Alg: "ES256", KeyPEM: keyPEM})
 	enqueue(t, c, testAlert(1, tokenwatch.AlertTokenLeak))
 	stop := startDispatcher(t, c, nil)
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
 	stop()
 	if dl := readDeadLetters(t, c.DeadLetter.File)[0]; dl.Error != "HTTP 400: invalid_audience: The audience value was invalid." || dl.Attempts != 1 {
 		t.Fatalf("dead letter = %+v", dl)
@@ -459,7 +459,7 @@ func TestNoTokenInAnyOutput(t *testing.T) {
 	enqueueBatch(t, c, revokeBatch(t, s, 1, time.Now().Add(time.Hour)))
 	logger, logs := logBuffer()
 	stop := startDispatcher(t, c, s, WithLogger(logger))
-	waitFor(t, 5*time.Second, "all sinks done", func() bool {
+	waitFor(t, 30*time.Second, "all sinks done", func() bool {
 		return len(hook.ok()) == 1 && len(ssf.ok()) == 1 && len(readDeadLetters(t, c.DeadLetter.File)) == 2
 	})
 	stop()
@@ -548,7 +548,7 @@ func TestTransportErrorsHideEndpointPath(t *testing.T) {
 	enqueue(t, c, testAlert(1, tokenwatch.AlertTokenLeak))
 	logger, logs := logBuffer()
 	stop := startDispatcher(t, c, nil, WithLogger(logger))
-	waitFor(t, 5*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(readDeadLetters(t, c.DeadLetter.File)) == 1 })
 	stop()
 	dl := readDeadLetters(t, c.DeadLetter.File)[0]
 	if !strings.Contains(dl.Error, "timeout") || strings.Contains(dl.Error+logs.String(), "SECRETPATH") {
