@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/tokenwatch/tokenwatch"
 )
 
@@ -167,12 +169,21 @@ func TestProcess(t *testing.T) {
 	b := &tokenwatch.Batch{Records: []tokenwatch.Record{
 		{Raw: []byte("clean line")},
 		{Raw: []byte("Authorization: Bearer " + jwtHS), Findings: []tokenwatch.Finding{{Kind: "stale"}}},
+		{Raw: []byte(`{"token":"` + jwtHS + `","time":"2026-01-01T00:00:00Z"}`), Kind: tokenwatch.KindRevocation},
 	}}
+	jwts := counterValue(t, metricFindings.WithLabelValues(KindJWT))
+	recs := counterValue(t, metricRecords)
 	if err := s.Process(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Records[0].Findings) != 0 || len(b.Records[1].Findings) != 1 || b.Records[1].Findings[0].Kind != KindJWT {
+	if len(b.Records[0].Findings) != 0 || len(b.Records[1].Findings) != 1 || b.Records[1].Findings[0].Kind != KindJWT || len(b.Records[2].Findings) != 0 {
 		t.Fatalf("got %+v", b.Records)
+	}
+	if d := counterValue(t, metricFindings.WithLabelValues(KindJWT)) - jwts; d != 1 {
+		t.Errorf("findings_total{kind=jwt} grew by %v, want 1", d)
+	}
+	if d := counterValue(t, metricRecords) - recs; d != 2 {
+		t.Errorf("records_scanned_total grew by %v, want 2 (revocations are not scanned)", d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -203,4 +214,13 @@ func TestScanConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

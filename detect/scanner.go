@@ -104,9 +104,15 @@ func (s *Scanner) Scan(line []byte, dst []tokenwatch.Finding) []tokenwatch.Findi
 const processCheckEvery = 256
 
 // Process implements tokenwatch.Stage: it scans every Record.Raw of b into
-// Record.Findings (replacing what was there). It returns ctx.Err() if the
-// context is cancelled mid-batch.
+// Record.Findings (replacing what was there). Revocation records
+// (KindRevocation) are events, not logs, and are not scanned. It returns
+// ctx.Err() if the context is cancelled mid-batch.
 func (s *Scanner) Process(ctx context.Context, b *tokenwatch.Batch) error {
+	records, size := 0, 0
+	defer func() {
+		metricRecords.Add(float64(records))
+		metricBytes.Add(float64(size))
+	}()
 	for i := range b.Records {
 		if i%processCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -115,7 +121,16 @@ func (s *Scanner) Process(ctx context.Context, b *tokenwatch.Batch) error {
 		}
 		r := &b.Records[i]
 		clear(r.Findings)
-		r.Findings = s.Scan(r.Raw, r.Findings[:0])
+		r.Findings = r.Findings[:0]
+		if r.Kind == tokenwatch.KindRevocation {
+			continue
+		}
+		r.Findings = s.Scan(r.Raw, r.Findings)
+		records++
+		size += len(r.Raw)
+		for j := range r.Findings {
+			findingsByKind[r.Findings[j].Kind].Inc()
+		}
 	}
 	return nil
 }
