@@ -305,11 +305,12 @@ func (st *scanState) cookieAt(p, n int) bool {
 	if j < len(line) && (line[j] == 's' || line[j] == 'S') {
 		j++ // "Cookies:"
 	}
-	j, q, ok := valueStart(line, p, j)
+	// The header's own quoting ("Cookie": "a=b; c=d") needs no closing check:
+	// every pair is validated on its own.
+	j, _, ok := valueStart(line, p, j)
 	if !ok {
 		return false
 	}
-	_ = q
 	found := false
 	for pairs := 0; pairs < 64 && j < len(line); pairs++ {
 		for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
