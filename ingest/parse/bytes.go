@@ -2,6 +2,7 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"unicode/utf8"
 )
@@ -93,6 +94,9 @@ func isBinary(b []byte) bool {
 	if len(head) > 4096 {
 		head = head[:4096]
 	}
+	if !hasControl(head) {
+		return false // the common case, 8 bytes at a time
+	}
 	ctl := 0
 	for _, c := range head {
 		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != 0x1b {
@@ -100,6 +104,24 @@ func isBinary(b []byte) bool {
 		}
 	}
 	return ctl*10 > len(head)
+}
+
+// hasControl reports whether b has a byte below 0x20 (SWAR: eight bytes per step).
+func hasControl(b []byte) bool {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if (x-lo)&^x&hi != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // stripQuery returns the path part of a request target: without query string or

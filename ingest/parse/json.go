@@ -354,6 +354,14 @@ func headerField(name []byte) field {
 // starting at data[i] == '"', and whether it holds escapes. Linear: a quote ends the
 // string unless an odd run of backslashes precedes it, and each run is counted once.
 func scanString(data []byte, i int) (end int, esc bool, ok bool) {
+	// Most keys and values are short: a plain loop beats two IndexByte calls.
+	for j := i + 1; j < len(data) && j < i+48; j++ {
+		if c := data[j]; c == '"' {
+			return j + 1, false, true
+		} else if c == '\\' {
+			break
+		}
+	}
 	j := i + 1
 	for {
 		q := bytes.IndexByte(data[j:], '"')
