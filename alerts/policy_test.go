@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -222,7 +223,7 @@ func withService(a tokenwatch.Alert, s string) tokenwatch.Alert {
 	a.Severity = tokenwatch.SeverityMedium
 	return a
 }
-func itoa(n int) string { return string(rune('0' + n)) }
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func BenchmarkPolicyAdmitStorm(b *testing.B) {
 	p := NewPolicy(policyConfig())

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"flag"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -533,8 +532,6 @@ func readEnvelopes(t testing.TB, path string) []Envelope {
 	}
 	return out
 }
-
-var _ = slog.Default
 
 // TestTransportErrorsHideEndpointPath: a Slack webhook URL's path is a secret;
 // transport errors (which end up in logs and dead letters) keep only the host.
