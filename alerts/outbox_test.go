@@ -161,8 +161,9 @@ func ExampleSigner() {
 func ExampleWebhookID() {
 	// The same alert update to the same sink always has the same delivery id,
 	// so a receiver can drop retried duplicates.
-	fmt.Println(WebhookID("al-1", 0, "soar") == WebhookID("al-1", 0, "soar"))
-	fmt.Println(WebhookID("al-1", 0, "soar") == WebhookID("al-1", 1, "soar"))
+	first, retry, update := WebhookID("al-1", 0, "soar"), WebhookID("al-1", 0, "soar"), WebhookID("al-1", 1, "soar")
+	fmt.Println(first == retry)
+	fmt.Println(first == update)
 	// Output:
 	// true
 	// false

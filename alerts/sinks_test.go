@@ -359,7 +359,7 @@ func TestSSFPush(t *testing.T) {
 			if r.Header.Get("Authorization") != "Bearer receiver-token" {
 				t.Fatal("configured header missing")
 			}
-			jws, err := jose.ParseSigned(string(r.Body), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tc.alg)})
+			jws, err := jose.ParseSignedCompact(string(r.Body), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tc.alg)})
 			if err != nil {
 				t.Fatal(err)
 			}

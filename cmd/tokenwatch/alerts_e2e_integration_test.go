@@ -265,7 +265,7 @@ func TestRunDeliversToEverySink(t *testing.T) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	ssf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		jws, err := jose.ParseSigned(string(body), []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(string(body), []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			problem("SET: %v", err)
 			w.WriteHeader(400)
