@@ -1,6 +1,10 @@
 package detect
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/cloudflare/ahocorasick"
+)
 
 // ---- Authorization schemes ---------------------------------------------------
 
@@ -179,13 +183,33 @@ func basicDecode(dst, tok []byte) ([]byte, bool) {
 
 // ---- placeholders and plausibility -----------------------------------------------
 
-// placeholders are values that stand for a token in docs and masked logs.
+// placeholders are values that stand for a token in docs and masked logs. A
+// candidate equal to one of them (any case) is a placeholder; so is one that
+// contains a placeholder word of six letters or more (maskWords), except the
+// words real tokens and parameter names carry ("secret", "token", "bearer").
 var placeholders = []string{
 	"redacted", "filtered", "masked", "hidden", "removed", "omitted", "sanitized",
 	"null", "nil", "none", "undefined", "empty", "invalid", "example", "sample",
 	"placeholder", "changeme", "your_token", "your-token", "yourtoken", "token",
 	"access_token", "bearer", "secret", "password",
 }
+
+// maskWords finds the placeholder words inside a lower-cased candidate value
+// with one cloudflare/ahocorasick pass. Matcher.Contains only reads the trie,
+// so it is safe for concurrent use and allocates nothing. (The line-level
+// prefilter is hand-written instead; see prefilter.go for the measurements.)
+var maskWords = func() *ahocorasick.Matcher {
+	var words []string
+	for _, p := range placeholders {
+		if len(p) >= 6 && p != "secret" && p != "token" && p != "bearer" {
+			words = append(words, p)
+		}
+	}
+	return ahocorasick.NewStringMatcher(words)
+}()
+
+// maxMaskWord is the longest word of maskWords, for the window overlap.
+const maxMaskWord = len("placeholder")
 
 // isMasked reports the strong signs of a masked or templated value: it starts
 // with < $ { [ * % ( #, holds "***" or "...", or is mostly x/X/* (xxxx,
@@ -229,11 +253,31 @@ func isPlaceholder(tok []byte) bool {
 		return true
 	}
 	for _, p := range placeholders {
-		if len(tok) < len(p) {
-			continue
-		}
-		if asciiEqualFold(tok, p) || (len(p) >= 6 && containsFold(tok, p) && p != "secret" && p != "token" && p != "bearer") {
+		if len(tok) == len(p) && asciiEqualFold(tok, p) {
 			return true
+		}
+	}
+	return containsMaskWord(tok)
+}
+
+// containsMaskWord lower-cases tok into a stack buffer, window by window (the
+// windows overlap by a word's length, so no word is split), and asks maskWords.
+func containsMaskWord(tok []byte) bool {
+	var buf [256]byte
+	for start := 0; start < len(tok); start += len(buf) - maxMaskWord {
+		end := min(start+len(buf), len(tok))
+		w := buf[:end-start]
+		for i, c := range tok[start:end] {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			w[i] = c
+		}
+		if maskWords.Contains(w) {
+			return true
+		}
+		if end == len(tok) {
+			break
 		}
 	}
 	return false
