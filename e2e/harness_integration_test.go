@@ -778,9 +778,11 @@ type runConfig struct {
 	scen                                    *traffic
 	hook                                    *receiver
 	db                                      *chDB
-	extra                                   string // appended verbatim (more top-level sections)
-	alertsExtra                             string // appended inside alerts:
-	ingestExtra                             string // appended inside ingest:
+	extra                                   string   // appended verbatim (more top-level sections)
+	alertsExtra                             string   // appended inside alerts:
+	ingestExtra                             string   // appended inside ingest:
+	extraSinks                              []string // more alerts.sinks entries (flow YAML); every alert goes to every sink
+	extraSinkNames                          []string
 }
 
 func (c runConfig) write(t *testing.T, path string) {
@@ -790,6 +792,10 @@ func (c runConfig) write(t *testing.T, path string) {
 	tel := `""`
 	if c.telemetry != "" {
 		tel = c.telemetry
+	}
+	sinks := ""
+	for _, s := range c.extraSinks {
+		sinks += "    - " + s + "\n"
 	}
 	y := fmt.Sprintf(`ingest:
   kafka:
@@ -821,14 +827,14 @@ alerts:
     dedupe_window: 0s
   sinks:
     - {name: soar, type: webhook, url: %q, secrets: [%q], timeout: 5s}
-  default_sinks: [soar]
+%s  default_sinks: [%s]
   outbox: {brokers: [%q], topic: %s}
   dead_letter: {topic: %s}
   retry: {initial_backoff: 200ms, max_backoff: 5s}
   dispatcher: {group: %s-dispatch, state_file: %q, session_timeout: 6s, drain_timeout: 5s}
 %s`, brokers[0], c.group, c.topics.yaml(), c.ingestExtra,
 		strings.Join(scenario.TrustedProxies, ", "), string(c.scen.cfg.Key), p(scenario.FileCityDB), p(scenario.FileASNDB), p(scenario.FilePolicy),
-		filepath.Join(c.stateDir, "findings.jsonl"), tel, c.hook.url(), c.hook.secret, brokers[0], c.outbox, c.dlq,
+		filepath.Join(c.stateDir, "findings.jsonl"), tel, c.hook.url(), c.hook.secret, sinks, strings.Join(append([]string{"soar"}, c.extraSinkNames...), ", "), brokers[0], c.outbox, c.dlq,
 		c.group, filepath.Join(c.stateDir, "alerts-state.json"), c.alertsExtra)
 	if c.db != nil {
 		y += c.db.yaml()
