@@ -349,7 +349,7 @@ func buildSealStage(cfg config.Config, env *cliEnv) (tokenwatch.Stage, error) {
 // dispatcher (undelivered alerts stay in the outbox for the next start) and
 // closes the queues. stage is nil when no outbox is configured and there are no
 // sinks.
-func buildAlertsStage(ctx context.Context, cfg config.Config, env *cliEnv) (stage tokenwatch.Stage, closeFn func() error, err error) {
+func buildAlertsStage(ctx context.Context, cfg config.Config, env *cliEnv, dispatcherOpts ...alerts.DispatcherOption) (stage tokenwatch.Stage, closeFn func() error, err error) {
 	ac := alertsConfig(cfg)
 	if ac.Outbox.File == "" && len(ac.Outbox.Brokers) == 0 {
 		if len(ac.Sinks) > 0 {
@@ -364,7 +364,7 @@ func buildAlertsStage(ctx context.Context, cfg config.Config, env *cliEnv) (stag
 	ob := alerts.NewOutbox(ac, q)
 	var stop func() error = func() error { return nil }
 	if ac.Dispatcher.InProcess && len(ac.Sinks) > 0 {
-		if stop, err = startDispatcher(ctx, ac, env); err != nil {
+		if stop, err = startDispatcher(ctx, ac, env, dispatcherOpts...); err != nil {
 			q.Close()
 			return nil, nil, err
 		}
@@ -403,7 +403,7 @@ func buildAlertsStage(ctx context.Context, cfg config.Config, env *cliEnv) (stag
 
 // startDispatcher runs the dispatcher in the background until the returned
 // stop is called.
-func startDispatcher(ctx context.Context, ac alerts.Config, env *cliEnv) (stop func() error, err error) {
+func startDispatcher(ctx context.Context, ac alerts.Config, env *cliEnv, opts ...alerts.DispatcherOption) (stop func() error, err error) {
 	src, err := openOutboxSource(ac)
 	if err != nil {
 		return nil, err
@@ -413,7 +413,7 @@ func startDispatcher(ctx context.Context, ac alerts.Config, env *cliEnv) (stop f
 		src.Close()
 		return nil, err
 	}
-	d, err := newDispatcher(ac, env, dlq)
+	d, err := newDispatcher(ac, env, dlq, opts...)
 	if err != nil {
 		src.Close()
 		dlq.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/alerts"
 	"github.com/tokenwatch/tokenwatch/config"
 	"github.com/tokenwatch/tokenwatch/detect"
 	"github.com/tokenwatch/tokenwatch/detect/anomaly"
@@ -203,6 +204,8 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	}
 
 	// 5. store: ClickHouse rows for findings, token events, alerts, revocations.
+	//    The store also records the dispatcher's deliveries (deliveries table).
+	var dispatcherOpts []alerts.DispatcherOption
 	if cfg.ClickHouse.Enabled() {
 		w, closeStore, err := openStore(ctx, cfg.ClickHouse)
 		if err != nil {
@@ -211,10 +214,11 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 		closers = append(closers, closeStore)
 		tel.AddCheck("clickhouse", w.Ping)
 		add("store", w)
+		dispatcherOpts = append(dispatcherOpts, alerts.WithRecorder(w))
 	}
 
 	// 6. alerts: b.Alerts into the durable outbox (delivery is asynchronous).
-	alertsStage, closeAlerts, err := buildAlertsStage(ctx, cfg, env)
+	alertsStage, closeAlerts, err := buildAlertsStage(ctx, cfg, env, dispatcherOpts...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("alerts: %w", err)
 	}
