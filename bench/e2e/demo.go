@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/bench/scenario"
+)
+
+// demoKey is `tokenwatch demo`'s fingerprint key; the scenario's truth uses it.
+const demoKey = "tokenwatch-demo-key"
+
+// runDemo is `make demo-stack`: the demo scenario through Kafka and ClickHouse.
+// It generates the scenario, runs `tokenwatch migrate` (current ClickHouse) and
+// `tokenwatch run` with the three Kafka topics, ClickHouse and alerts to a
+// local signed-webhook receiver, produces the records in event-time order,
+// waits until they are consumed and the alerts delivered, and prints what was
+// caught (scored against what was planted) and rows read back from ClickHouse.
+func runDemo(ctx context.Context, o options) error {
+	timeout, err := time.ParseDuration(o.timeout)
+	if err != nil {
+		return usageError{fmt.Errorf("-timeout: %w", err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "demo-stack: "+f+"\n", a...) }
+	bin := mustAbs(o.bin)
+	stamp := time.Now().Unix()
+
+	// The database keeps its data for the dashboards: one per run, named by time.
+	db := fmt.Sprintf("tokenwatch_demo_%d", stamp)
+	ch, err := openClickHouse(ctx, o.clickhouse, db, o.schema18)
+	if err != nil {
+		return err
+	}
+	defer ch.close()
+	if ch.legacy {
+		logf("ClickHouse %s is older than 20.x: created the 18.16 variant of the tables in %s (no migrations)", ch.version, db)
+	}
+	sc := scenario.DefaultConfig()
+	sc.Users, sc.Seed, sc.Key = o.demoUsers, o.seed, []byte(demoKey)
+	c, err := loadScenario(filepath.Join(o.cacheDir, fmt.Sprintf("demo-u%d-s%d", sc.Users, sc.Seed)), sc, logf)
+	if err != nil {
+		return err
+	}
+	prefix := fmt.Sprintf("tokenwatch-demo-%d", stamp)
+	tp := newTopics(prefix)
+	// One partition per topic keeps each topic in event-time order.
+	parts := map[string]int{tp.Auth: 1, tp.App: 1, tp.Revocation: 1}
+	for _, t := range []string{tp.Auth, tp.App, tp.Revocation, tp.Outbox, tp.DLQ} {
+		if err := createTopic(ctx, o.brokers, t, 1); err != nil {
+			return err
+		}
+	}
+	recv, err := startReceiver(nil)
+	if err != nil {
+		return err
+	}
+	defer recv.close()
+	runDir := filepath.Join(o.cacheDir, "demo-run-"+strconv.FormatInt(stamp, 10))
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return err
+	}
+	group := prefix
+	cfgPath := filepath.Join(runDir, "tokenwatch.yaml")
+	if err := writeConfig(cfgPath, twConfig{
+		Broker: o.brokers, Group: group, Topics: tp, ClickHouse: o.clickhouse, DB: db, Migrate: false,
+		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: demoKey,
+		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
+	}); err != nil {
+		return err
+	}
+	if !ch.legacy {
+		logf("tokenwatch migrate --config %s", cfgPath)
+		p, err := startTokenwatch(bin, []string{"migrate", "--config", cfgPath}, filepath.Join(runDir, "migrate.log"))
+		if err != nil {
+			return err
+		}
+		if err := <-p.done; err != nil {
+			b, _ := os.ReadFile(filepath.Join(runDir, "migrate.log"))
+			return fmt.Errorf("tokenwatch migrate: %v\n%s", err, b)
+		}
+		p.log.Close()
+	}
+	logPath := filepath.Join(runDir, "tokenwatch.log")
+	logf("tokenwatch run --config %s (log: %s)", cfgPath, logPath)
+	p, err := startTokenwatch(bin, []string{"run", "--config", cfgPath}, logPath)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = p.stop(30 * time.Second)
+		}
+	}()
+	logf("producing %d records (%.1f MB) in event-time order to %s, %s, %s", len(c.recs), float64(c.bytes)/1e6, tp.Auth, tp.App, tp.Revocation)
+	start := time.Now()
+	if err := produceCorpus(ctx, o.brokers, tp, c.recs); err != nil {
+		return err
+	}
+	total := len(c.recs)
+	cl := &kafka.Client{Addr: kafka.TCP(o.brokers), Timeout: 10 * time.Second}
+	last := time.Now()
+	for {
+		if ended, werr := p.exited(); ended {
+			return fmt.Errorf("tokenwatch run exited early (%v); see %s", werr, logPath)
+		}
+		n, err := committed(ctx, cl, group, parts)
+		if err == nil && n >= int64(total) {
+			break
+		}
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "  %3.0f%%  %d/%d records committed  %d webhooks received\n", 100*float64(n)/float64(total), n, total, recv.count())
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("timed out with %d/%d records committed: %w", n, total, ctx.Err())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	// The dispatcher runs after the commits: wait until the webhooks stop coming.
+	for prev, quiet := -1, 0; quiet < 15; time.Sleep(200 * time.Millisecond) {
+		if n := recv.count(); n != prev {
+			prev, quiet = n, 0
+		} else {
+			quiet++
+		}
+	}
+	stopped = true
+	if err := p.stop(90 * time.Second); err != nil {
+		logf("tokenwatch stop: %v", err)
+	}
+	fmt.Fprintf(os.Stderr, "  100%%  %d/%d records committed  %d webhooks received\n", total, total, recv.count())
+
+	delivered := recv.alerts()
+	sort.SliceStable(delivered, func(i, j int) bool { return delivered[i].EventTime.Before(delivered[j].EventTime) })
+	scoreAlerts := make([]scenario.Alert, len(delivered))
+	for i, a := range delivered {
+		scoreAlerts[i] = scenario.Alert{ID: a.ID, Type: a.Type, Fingerprint: a.Fingerprint, ClientID: a.ClientID, Service: a.Service, EventTime: a.EventTime, Summary: a.Summary}
+	}
+	score := scenario.Evaluate(c.truth, scoreAlerts)
+	w := os.Stdout
+	fmt.Fprintf(w, "\nThrough Kafka (%s) and ClickHouse %s (%s): %d records (%.1f MB) consumed in %s.\n",
+		o.brokers, ch.version, o.clickhouse, total, float64(c.bytes)/1e6, elapsed.Round(time.Millisecond))
+	printAlerts(w, delivered, int(recv.rejected.Load()))
+	fmt.Fprintf(w, "\nScored against what the generator planted:\n")
+	fmt.Fprintf(w, "  incidents caught: %d/%d   false alerts on benign look-alikes and ordinary traffic: %d\n", score.Detected, score.Incidents, len(score.FalseAlerts))
+	fmt.Fprintf(w, "  posture cases reported: %d/%d   unplanned posture findings: %d\n", score.PostureDetected, score.PostureCases, len(score.PostureFalse))
+	for _, m := range score.Missed {
+		fmt.Fprintf(w, "  MISSED %s\n", m.ID)
+	}
+	for _, a := range score.FalseAlerts {
+		fmt.Fprintf(w, "  FALSE %s: %s\n", a.Type, a.Summary)
+	}
+	if err := printClickHouse(ctx, w, ch); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nDashboards: point Grafana's ClickHouse datasource at database %s (docs/dashboards.md).\n", db)
+	return nil
+}
+
+func printAlerts(w *os.File, delivered []tokenwatch.Alert, rejected int) {
+	byType := map[string][]tokenwatch.Alert{}
+	for _, a := range delivered {
+		byType[a.Type] = append(byType[a.Type], a)
+	}
+	types := make([]string, 0, len(byType))
+	for t := range byType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	fmt.Fprintf(w, "\nAlerts delivered to the local webhook receiver (%d, signatures rejected: %d):\n", len(delivered), rejected)
+	for _, t := range types {
+		as := byType[t]
+		fmt.Fprintf(w, "\n  %s (%d, %s)\n", t, len(as), as[0].Severity)
+		for i, a := range as {
+			if i == 3 {
+				fmt.Fprintf(w, "    … and %d more\n", len(as)-3)
+				break
+			}
+			fmt.Fprintf(w, "    • %s\n", a.Summary)
+		}
+	}
+}
+
+// printClickHouse reads back what the dashboards show: rows per table, alerts
+// per type, leak findings per service.
+func printClickHouse(ctx context.Context, w *os.File, ch *chDB) error {
+	counts, err := ch.counts(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nRead back from ClickHouse (database %s):\n", ch.db)
+	fmt.Fprintf(w, "  rows: token_events %s, findings %s, alerts %s, revocations %s\n",
+		commas(int64(counts["token_events"])), commas(int64(counts["findings"])), commas(int64(counts["alerts"])), commas(int64(counts["revocations"])))
+	for _, q := range []struct{ title, sql string }{
+		{"alerts per type", "SELECT type, toString(uniqExact(id)) FROM " + ch.db + ".alerts GROUP BY type ORDER BY type"},
+		{"leak findings per service", "SELECT service, toString(uniqExact(row_id)) FROM " + ch.db + ".findings GROUP BY service ORDER BY service"},
+		{"token uses per country (top 5)", "SELECT country, toString(uniqExact(row_id)) AS n FROM " + ch.db + ".token_events WHERE leak = 0 GROUP BY country ORDER BY uniqExact(row_id) DESC LIMIT 5"},
+	} {
+		rows, err := ch.conn.Query(ctx, q.sql)
+		if err != nil {
+			return fmt.Errorf("clickhouse %s: %w", q.title, err)
+		}
+		fmt.Fprintf(w, "  %s:", q.title)
+		for rows.Next() {
+			var k, n string
+			if err := rows.Scan(&k, &n); err != nil {
+				rows.Close()
+				return fmt.Errorf("clickhouse %s: %w", q.title, err)
+			}
+			if k == "" {
+				k = "(none)"
+			}
+			fmt.Fprintf(w, "  %s %s", k, n)
+		}
+		rows.Close()
+		fmt.Fprintln(w)
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("clickhouse %s: %w", q.title, err)
+		}
+	}
+	return nil
+}

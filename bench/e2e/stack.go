@@ -1,0 +1,620 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/bench/scenario"
+	"github.com/tokenwatch/tokenwatch/store"
+)
+
+// topics of one run: the scenario's files by kind, and the trigger topic.
+type topics struct {
+	Auth, App, Revocation, Live, Outbox, DLQ string
+}
+
+func newTopics(prefix string) topics {
+	return topics{Auth: prefix + "-auth", App: prefix + "-app", Revocation: prefix + "-revocations", Live: prefix + "-live", Outbox: prefix + "-alerts", DLQ: prefix + "-alerts-dlq"}
+}
+
+func (t topics) forKind(k tokenwatch.SourceKind) string {
+	switch k {
+	case tokenwatch.KindApp:
+		return t.App
+	case tokenwatch.KindRevocation:
+		return t.Revocation
+	}
+	return t.Auth
+}
+
+// corpus is a scenario loaded in event-time order.
+type corpus struct {
+	dir   string
+	truth *scenario.Truth
+	recs  []tokenwatch.Record
+	bytes int64
+}
+
+// loadScenario generates (or reuses) the scenario cfg in dir and loads its
+// records in event-time order.
+func loadScenario(dir string, cfg scenario.Config, logf func(string, ...any)) (*corpus, error) {
+	truthPath := filepath.Join(dir, scenario.FileTruth)
+	var truth *scenario.Truth
+	if b, err := os.ReadFile(truthPath); err == nil {
+		truth = new(scenario.Truth)
+		if err := json.Unmarshal(b, truth); err != nil {
+			return nil, fmt.Errorf("read %s: %w", truthPath, err)
+		}
+		logf("reusing the scenario in %s", dir)
+	} else {
+		logf("generating the scenario (%d users, seed %d) into %s", cfg.Users, cfg.Seed, dir)
+		t0 := time.Now()
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+		if truth, err = scenario.Generate(dir, cfg); err != nil {
+			return nil, fmt.Errorf("generate scenario: %w", err)
+		}
+		logf("generated in %.1fs", time.Since(t0).Seconds())
+	}
+	src, err := scenario.OpenReplay(dir, 4096)
+	if err != nil {
+		return nil, err
+	}
+	c := &corpus{dir: dir, truth: truth, bytes: src.Bytes()}
+	b := &tokenwatch.Batch{}
+	for {
+		b.Records = b.Records[:0]
+		err := src.Next(context.Background(), b)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.recs = append(c.recs, b.Records...)
+	}
+	return c, nil
+}
+
+// createTopic creates topic with n partitions (replication 1) and waits until
+// its partitions have leaders.
+func createTopic(ctx context.Context, broker, topic string, n int) error {
+	conn, err := kafka.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return usageError{fmt.Errorf("kafka %s not reachable (make servers-up, or docker compose up): %w", broker, err)}
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("find the kafka controller: %w", err)
+	}
+	cc, err := kafka.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dial the kafka controller: %w", err)
+	}
+	defer cc.Close()
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: n, ReplicationFactor: 1}); err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		parts, err := conn.ReadPartitions(topic)
+		ok := err == nil && len(parts) == n
+		for _, p := range parts {
+			ok = ok && p.Leader.ID >= 0 && p.Leader.Host != ""
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s: partitions have no leader after a minute (%v)", topic, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// produceCorpus writes every record, in order, to the topic of its kind; the
+// messages of one topic keep their relative order per partition.
+func produceCorpus(ctx context.Context, broker string, tp topics, recs []tokenwatch.Record) error {
+	w := &kafka.Writer{
+		Addr: kafka.TCP(broker), Balancer: &kafka.RoundRobin{},
+		BatchSize: 2000, BatchBytes: 900 << 10, BatchTimeout: 10 * time.Millisecond, // under the broker's 1 MB message.max.bytes
+		RequiredAcks: kafka.RequireOne, Transport: &kafka.Transport{MetadataTTL: time.Second},
+	}
+	defer w.Close()
+	msgs := make([]kafka.Message, 0, 20000)
+	flush := func() error {
+		for attempt := 0; ; attempt++ {
+			err := w.WriteMessages(ctx, msgs...)
+			if err == nil {
+				msgs = msgs[:0]
+				return nil
+			}
+			if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) || attempt == 100 {
+				var we kafka.WriteErrors
+				if errors.As(err, &we) {
+					for _, e := range we {
+						if e != nil {
+							return fmt.Errorf("produce: %d of %d messages failed, first: %w", we.Count(), len(we), e)
+						}
+					}
+				}
+				return fmt.Errorf("produce: %w", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for i := range recs {
+		msgs = append(msgs, kafka.Message{Topic: tp.forKind(recs[i].Kind), Value: recs[i].Raw})
+		if len(msgs) == cap(msgs) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		return flush()
+	}
+	return nil
+}
+
+// committed returns the sum of the offsets group committed on topics (each
+// topic's partitions 0..parts-1).
+func committed(ctx context.Context, cl *kafka.Client, group string, parts map[string]int) (int64, error) {
+	req := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
+	for t, n := range parts {
+		for p := range n {
+			req.Topics[t] = append(req.Topics[t], p)
+		}
+	}
+	resp, err := cl.OffsetFetch(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	if resp.Error != nil {
+		return 0, resp.Error
+	}
+	var sum int64
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error == nil && p.CommittedOffset > 0 {
+				sum += p.CommittedOffset
+			}
+		}
+	}
+	return sum, nil
+}
+
+// --- ClickHouse -----------------------------------------------------------
+
+type chDB struct {
+	conn    driver.Conn
+	db      string
+	version string
+	legacy  bool // older than 20.x: the 18.16 schema, no migrations
+}
+
+// openClickHouse connects and creates database db: with `tokenwatch migrate`
+// on a current server, from schema18 on an older one.
+func openClickHouse(ctx context.Context, addr, db, schema18 string) (*chDB, error) {
+	cfg := store.DefaultConfig()
+	cfg.Addr, cfg.Database = []string{addr}, db
+	conn, err := store.Dial(cfg)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("clickhouse %s: %w", addr, err)}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		conn.Close()
+		return nil, usageError{fmt.Errorf("clickhouse %s not reachable (make servers-up, or docker compose up): %w", addr, err)}
+	}
+	v, err := conn.ServerVersion()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse server version: %w", err)
+	}
+	c := &chDB{conn: conn, db: db, version: fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch), legacy: v.Version.Major < 20}
+	if c.legacy {
+		src, err := os.ReadFile(schema18)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("clickhouse %s is %s, older than 20.x: the 18.16 schema is needed: %w", addr, c.version, err)
+		}
+		for _, stmt := range strings.Split(strings.ReplaceAll(string(src), "{{db}}", db), ";\n") {
+			if strings.TrimSpace(stripComments(stmt)) == "" {
+				continue
+			}
+			if err := conn.Exec(ctx, stmt); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("create the 18.16 tables: %w", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// counts returns count() of each table (rows written, before merges fold copies).
+func (c *chDB) counts(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for _, t := range []string{"token_events", "findings", "alerts", "revocations"} {
+		var n uint64
+		if err := c.conn.QueryRow(ctx, "SELECT count() FROM "+c.db+"."+t).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s.%s: %w", c.db, t, err)
+		}
+		out[t] = n
+	}
+	return out, nil
+}
+
+func (c *chDB) drop(ctx context.Context) {
+	_ = c.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.db)
+}
+
+func (c *chDB) close() { c.conn.Close() }
+
+// --- the tokenwatch process ---------------------------------------------------
+
+type twConfig struct {
+	Broker, Group      string
+	Topics             topics
+	Partitions         int
+	Live               bool
+	ClickHouse, DB     string
+	Migrate            bool
+	WebhookURL, Secret string
+	StateFile          string
+	Key                string
+	Dir                string // scenario dir (GeoIP databases, policy)
+	TrustedProxies     []string
+	Telemetry          string // host:port of /metrics, "" for none
+}
+
+var configTemplate = template.Must(template.New("cfg").Parse(`# written by bench/e2e
+ingest:
+  kafka:
+    brokers: [{{printf "%q" .Broker}}]
+    group_id: {{.Group}}
+    start_offset: earliest
+    topics:
+      - {name: {{.Topics.Auth}}, kind: auth}
+      - {name: {{.Topics.App}}, kind: app}
+      - {name: {{.Topics.Revocation}}, kind: revocation}
+{{- if .Live}}
+      - {name: {{.Topics.Live}}, kind: app}
+{{- end}}
+parse:
+  trusted_proxies: [127.0.0.0/8, "::1/128", 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "fc00::/7"{{range .TrustedProxies}}, {{printf "%q" .}}{{end}}]
+detect:
+  fingerprint_key: {{printf "%q" .Key}}
+enrich:
+  city_db: {{printf "%q" (print .Dir "/city.mmdb")}}
+  asn_db: {{printf "%q" (print .Dir "/asn.mmdb")}}
+  reload_interval: 0s
+policy:
+  file: {{printf "%q" (print .Dir "/policy.yaml")}}
+  reload_interval: 0s
+clickhouse:
+  addr: [{{printf "%q" .ClickHouse}}]
+  database: {{.DB}}
+  migrate: {{.Migrate}}
+alerts:
+  sinks:
+    - {name: receiver, type: webhook, url: {{printf "%q" .WebhookURL}}, secrets: [{{printf "%q" .Secret}}], template: raw, timeout: 10s}
+  default_sinks: [receiver]
+  outbox: {brokers: [{{printf "%q" .Broker}}], topic: {{.Topics.Outbox}}}
+  dead_letter: {topic: {{.Topics.DLQ}}}
+  dispatcher: {in_process: true, group: {{.Group}}-dispatch, state_file: {{printf "%q" .StateFile}}, drain_timeout: 60s}
+telemetry:
+  listen: {{printf "%q" .Telemetry}}
+`))
+
+func writeConfig(path string, c twConfig) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := configTemplate.Execute(f, c); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan error
+}
+
+func startTokenwatch(bin string, args []string, logPath string) (*proc, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, usageError{fmt.Errorf("tokenwatch binary %s: %w (go build -o %s ./cmd/tokenwatch)", bin, err, bin)}
+	}
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), "TOKENWATCH_FINGERPRINT_KEY=")
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &proc{cmd: cmd, log: lf, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// exited reports whether the process ended (and how).
+func (p *proc) exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// stop sends SIGTERM and waits up to wait, then SIGKILL.
+func (p *proc) stop(wait time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	defer p.log.Close()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(wait):
+		_ = p.cmd.Process.Kill()
+		return fmt.Errorf("tokenwatch did not stop within %s after SIGTERM; killed", wait)
+	}
+}
+
+// procStats reads the peak resident set (VmHWM) and the CPU time
+// (utime+stime) of pid from /proc.
+func procStats(pid int) (hwmBytes int64, cpu time.Duration, err error) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			hwmBytes = kb << 10
+		}
+	}
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the command name "(…)": state is field 3; utime 14, stime 15.
+	rest := strings.Fields(string(s[strings.LastIndexByte(string(s), ')')+1:]))
+	if len(rest) < 13 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, _ := strconv.ParseInt(rest[11], 10, 64)
+	stt, _ := strconv.ParseInt(rest[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return hwmBytes, time.Duration(ut+stt) * time.Second / clkTck, nil
+}
+
+// --- the webhook receiver -------------------------------------------------
+
+// receiver checks every Standard Webhooks signature and keeps each alert once
+// per webhook-id, with the time it arrived.
+type receiver struct {
+	url, secret string
+	key         []byte
+	srv         *http.Server
+	rejected    atomic.Int64
+
+	mu     sync.Mutex
+	seen   map[string]bool
+	got    []tokenwatch.Alert
+	onRecv func(tokenwatch.Alert, time.Time)
+}
+
+func startReceiver(onRecv func(tokenwatch.Alert, time.Time)) (*receiver, error) {
+	key := make([]byte, 24)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start the webhook receiver: %w", err)
+	}
+	r := &receiver{url: "http://" + ln.Addr().String() + "/tokenwatch", secret: "whsec_" + base64.StdEncoding.EncodeToString(key), key: key, seen: map[string]bool{}, onRecv: onRecv}
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
+	go r.srv.Serve(ln)
+	return r, nil
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	now := time.Now()
+	body, err := io.ReadAll(io.LimitReader(req.Body, 4<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+	mac := hmac.New(sha256.New, r.key)
+	fmt.Fprintf(mac, "%s.%s.", id, ts)
+	mac.Write(body)
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	ok := false
+	for _, sig := range strings.Fields(req.Header.Get("webhook-signature")) {
+		ok = ok || hmac.Equal([]byte(sig), []byte(want))
+	}
+	var a tokenwatch.Alert
+	if !ok || json.Unmarshal(body, &a) != nil {
+		r.rejected.Add(1)
+		http.Error(w, "bad signature or body", http.StatusUnauthorized)
+		return
+	}
+	r.mu.Lock()
+	fresh := !r.seen[id]
+	if fresh {
+		r.seen[id] = true
+		r.got = append(r.got, a)
+	}
+	r.mu.Unlock()
+	if fresh && r.onRecv != nil {
+		r.onRecv(a, now)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// alerts returns the newest update of each alert id, in arrival order.
+func (r *receiver) alerts() []tokenwatch.Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	idx := map[string]int{}
+	var out []tokenwatch.Alert
+	for _, a := range r.got {
+		if i, ok := idx[a.ID]; ok {
+			if a.Update >= out[i].Update {
+				out[i] = a
+			}
+			continue
+		}
+		idx[a.ID] = len(out)
+		out = append(out, a)
+	}
+	return out
+}
+
+func (r *receiver) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = r.srv.Shutdown(ctx)
+}
+
+// --- the machine -----------------------------------------------------------
+
+type machine struct {
+	Cores   int    `json:"cores"`
+	CPU     string `json:"cpu"`
+	MemGiB  int64  `json:"mem_gib"`
+	Kernel  string `json:"kernel"`
+	LoadAvg string `json:"load_avg"`
+}
+
+func readMachine(cores int) machine {
+	m := machine{Cores: cores}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				m.MemGiB = (kb + 512<<10) >> 20
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	m.LoadAvg = loadAvg()
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// freePort returns a 127.0.0.1 address that was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// stageSeconds scrapes tokenwatch's /metrics and returns the time spent in
+// each pipeline stage (tokenwatch_pipeline_stage_seconds_sum by stage).
+func stageSeconds(addr string) (map[string]float64, error) {
+	cl := &http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	const prefix = `tokenwatch_pipeline_stage_seconds_sum{stage="`
+	for sc.Scan() {
+		l := sc.Text()
+		rest, ok := strings.CutPrefix(l, prefix)
+		if !ok {
+			continue
+		}
+		stage, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			out[stage] = v
+		}
+	}
+	return out, sc.Err()
+}
