@@ -53,6 +53,8 @@ func TestContexts(t *testing.T) {
 		{"curl", `curl -sS -H 'Authorization: Bearer «` + jwtHS + `»' https://api.example.com/v1/me`, KindJWT, "Bearer", "", jwtHS},
 		{"curl-basic", `curl -H "Authorization: Basic «dXNlcjpwYXNzd29yZA==»" http://x`, KindBasic, "Basic", "", "dXNlcjpwYXNzd29yZA=="},
 		{"k8s-cri", "2026-11-25T08:14:05.123456789Z stdout F Authorization: Bearer «" + opaque + "»", KindBearer, "Bearer", "", opaque},
+		{"ansi-colour", "\x1b[2m12:00:01\x1b[0m \x1b[33mBearer «" + opaque + "»\x1b[0m", KindBearer, "Bearer", "", opaque},
+		{"ansi-colour-jwt", "\x1b[1;31mBearer «" + jwtHS + "»", KindJWT, "Bearer", "", jwtHS},
 		{"gha", "##[debug]Evaluating: format('Bearer {0}', secrets.TOKEN) => 'Bearer «" + opaque + "»'", KindBearer, "Bearer", "", opaque},
 		// Access logs.
 		{"nginx", `10.0.0.1 - - [25/Nov/2026:08:14:05 +0000] "GET /api/me?access_token=«` + jwtHS + `» HTTP/1.1" 200 512 "-" "curl/8.4.0"`, KindJWT, "", "access_token", jwtHS},

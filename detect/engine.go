@@ -147,6 +147,23 @@ func escapedBoundary(line []byte, p int) bool {
 	if p >= 6 && line[p-6] == '\\' && line[p-5] == 'u' && isHex(line[p-4]) && isHex(line[p-3]) && isHex(line[p-2]) && isHex(line[p-1]) {
 		return true
 	}
+	return ansiSGRBefore(line, p)
+}
+
+// ansiSGRBefore reports whether an ANSI colour sequence (ESC [ digits/; m)
+// ends just before p, as in coloured console logs: "\x1b[33mBearer …".
+func ansiSGRBefore(line []byte, p int) bool {
+	if p < 3 || line[p-1] != 'm' {
+		return false
+	}
+	for i := p - 2; i >= 1 && p-i <= 16; i-- {
+		switch c := line[i]; {
+		case c == '[':
+			return line[i-1] == 0x1b
+		case c != ';' && (c < '0' || c > '9'):
+			return false
+		}
+	}
 	return false
 }
 
