@@ -394,10 +394,10 @@ func (db *chDB) stats(t *testing.T) tableStats {
 
 func (s tableStats) String() string {
 	var b strings.Builder
-	for _, tb := range append(rowTables, "alerts") {
+	for _, tb := range rowTables {
 		fmt.Fprintf(&b, "%s: %d rows FINAL, %d stored (uniqExact row_id %d); ", tb, s.final[tb], s.raw[tb], s.uniq[tb])
 	}
-	fmt.Fprintf(&b, "alert ids %d", s.alertIDs)
+	fmt.Fprintf(&b, "alerts: %d rows FINAL, %d stored (uniqExact id %d)", s.final["alerts"], s.raw["alerts"], s.alertIDs)
 	return b.String()
 }
 
