@@ -35,6 +35,11 @@ credentials, parses the records that carry one, and hands each batch to the
 later stages; a batch is acknowledged (Kafka offsets committed) only after every
 stage finished with it: at-least-once delivery.
 
+With anomaly.scale_out.brokers set, run is stage one of the Kafka scale-out:
+the repartitioner (token uses and revocations to anomaly.scale_out.uses_topic)
+replaces the anomaly and policy stages, and no alerts are written here;
+'tokenwatch owner' processes run the engine, policy and alert outbox.
+
 SIGINT/SIGTERM: stop reading, finish and commit the batches already read
 (pipeline.shutdown_timeout), exit 0. File and stdin sources end by themselves
 (unless a file is followed); run then exits 0 too.
@@ -132,7 +137,7 @@ var errNoSource = errors.New("ingest: no source configured; set ingest.kafka (br
 // before the commit that Run does after the last stage.
 func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telemetry.Server) (stages []tokenwatch.Stage, names []string, closeAll func(), err error) {
 	var closers []func() error
-	closeAll = func() {
+	closeStages := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			if err := closers[i](); err != nil {
 				slog.Warn("tokenwatch run: closing stage", "err", err)
@@ -141,7 +146,7 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	}
 	defer func() {
 		if err != nil {
-			closeAll()
+			closeStages() // not closeAll: an error return sets it to nil
 		}
 	}()
 	add := func(name string, s tokenwatch.Stage) {
@@ -186,15 +191,28 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	closers = append(closers, geo.Close)
 	add("enrich", geo)
 
-	// 4. anomaly (detect/anomaly): per-token state -> b.Alerts.
-	eng, err := anomaly.New(cfg.Anomaly)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("anomaly: %w", err)
+	// 4. anomaly (detect/anomaly): per-token state -> b.Alerts. With
+	//    anomaly.scale_out.brokers set, this process is stage one: the uses
+	//    go to the uses topic and `tokenwatch owner` processes run the engine,
+	//    policy and alerts (docs/anomaly.md "Scale-out over Kafka").
+	scaleOut := len(cfg.Anomaly.ScaleOut.Brokers) > 0
+	if scaleOut {
+		rp, err := anomaly.NewRepartitioner(ctx, cfg.Anomaly.ScaleOut)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("anomaly scale-out: %w", err)
+		}
+		closers = append(closers, rp.Close)
+		add("repartition", rp)
+	} else {
+		eng, err := anomaly.New(cfg.Anomaly)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("anomaly: %w", err)
+		}
+		add("anomaly", eng)
 	}
-	add("anomaly", eng)
 
-	// 4b. policy: token-hygiene findings -> b.Alerts.
-	if !cfg.Policy.Disabled {
+	// 4b. policy: token-hygiene findings -> b.Alerts (in the owners when scaled out).
+	if !cfg.Policy.Disabled && !scaleOut {
 		pol, err := policy.New(cfg.Policy)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("policy: %w", err)
@@ -218,13 +236,16 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	}
 
 	// 6. alerts: b.Alerts into the durable outbox (delivery is asynchronous).
-	alertsStage, closeAlerts, err := buildAlertsStage(ctx, cfg, env, dispatcherOpts...)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("alerts: %w", err)
-	}
-	closers = append(closers, closeAlerts)
-	if alertsStage != nil {
-		add("alerts", alertsStage)
+	//    Stage one of a scale-out raises no alerts: the owners write them.
+	if !scaleOut {
+		alertsStage, closeAlerts, err := buildAlertsStage(ctx, cfg, env, dispatcherOpts...)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("alerts: %w", err)
+		}
+		closers = append(closers, closeAlerts)
+		if alertsStage != nil {
+			add("alerts", alertsStage)
+		}
 	}
 
 	// 7. sink: output.findings_file, one JSON line per finding.
@@ -237,7 +258,7 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 		add("sink", sink)
 	}
 	_ = ctx
-	return stages, names, closeAll, nil
+	return stages, names, closeStages, nil
 }
 
 // printProblems prints a configuration error as one mistake per line.
