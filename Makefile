@@ -119,6 +119,26 @@ bench-e2e: ## end-to-end benchmarks against real Kafka (bench/kafka.sh, bench/e2
 	$(MAKE) --no-print-directory servers-up; \
 	for f in "$${scripts[@]}"; do echo "== $$f"; $(INTEGRATION_ENV) "$$f"; done
 
+# Kafka and ClickHouse of `make servers-up` (or docker compose up: same Kafka port;
+# ClickHouse on 127.0.0.1:9000 with user tokenwatch: DEMO_CLICKHOUSE=127.0.0.1:9000
+# CLICKHOUSE_USER=tokenwatch CLICKHOUSE_PASSWORD=tokenwatch make demo-stack).
+DEMO_KAFKA      ?= $(TEST_KAFKA)
+DEMO_CLICKHOUSE ?= $(TEST_CLICKHOUSE)
+
+.PHONY: demo-stack
+demo-stack: ## the demo's traffic through running Kafka and ClickHouse (dashboards fill); starts no server
+	@for hp in $(DEMO_KAFKA) $(DEMO_CLICKHOUSE); do \
+		if ! (exec 3<>"/dev/tcp/$${hp%:*}/$${hp##*:}") 2>/dev/null; then \
+			echo "make demo-stack: nothing answers on $$hp."; \
+			echo "  Start the servers first: make servers-up   (Kafka 127.0.0.1:19092, ClickHouse 127.0.0.1:19000)"; \
+			echo "  or: docker compose up -d, then DEMO_CLICKHOUSE=127.0.0.1:9000 CLICKHOUSE_USER=tokenwatch CLICKHOUSE_PASSWORD=tokenwatch make demo-stack"; \
+			exit 2; \
+		fi; \
+	done
+	$(GO) build -trimpath -o bin/tokenwatch ./cmd/tokenwatch
+	$(GO) build -trimpath -o bin/bench-e2e ./bench/e2e
+	bin/bench-e2e -demo -bin bin/tokenwatch -brokers $(DEMO_KAFKA) -clickhouse $(DEMO_CLICKHOUSE)
+
 clean: ## remove build output and server data (keeps downloads in .cache)
 	rm -rf bin out $(CACHE)/kafka-data $(CACHE)/clickhouse-data $(CACHE)/test-logs
 

@@ -77,7 +77,7 @@ func runBench(ctx context.Context, o options) error {
 	// Servers first: fail fast when they are not there.
 	stamp := time.Now().UnixNano()
 	db := fmt.Sprintf("tw_e2e_%d", stamp%1e9)
-	ch, err := openClickHouse(ctx, o.clickhouse, db, o.schema18)
+	ch, err := openClickHouse(ctx, o.clickhouse, o.chUser, o.chPassword, db, o.schema18)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func runBench(ctx context.Context, o options) error {
 	}
 	if err := writeConfig(cfgPath, twConfig{
 		Telemetry: metricsAddr,
-		Broker:    o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, Migrate: !ch.legacy,
+		Broker:    o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, Migrate: !ch.legacy,
 		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: benchKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
@@ -156,7 +156,7 @@ func runBench(ctx context.Context, o options) error {
 	}
 	logPath := filepath.Join(runDir, "tokenwatch.log")
 	start := time.Now()
-	p, err := startTokenwatch(bin, []string{"run", "--config", cfgPath}, logPath)
+	p, err := startTokenwatch(bin, []string{"run", "--config", cfgPath}, logPath, o.chPassword)
 	if err != nil {
 		return err
 	}

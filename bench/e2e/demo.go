@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -35,9 +36,9 @@ func runDemo(ctx context.Context, o options) error {
 	bin := mustAbs(o.bin)
 	stamp := time.Now().Unix()
 
-	// The database keeps its data for the dashboards: one per run, named by time.
-	db := fmt.Sprintf("tokenwatch_demo_%d", stamp)
-	ch, err := openClickHouse(ctx, o.clickhouse, db, o.schema18)
+	// The database keeps its data for the dashboards (they read "tokenwatch").
+	db := o.database
+	ch, err := openClickHouse(ctx, o.clickhouse, o.chUser, o.chPassword, db, o.schema18)
 	if err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func runDemo(ctx context.Context, o options) error {
 	group := prefix
 	cfgPath := filepath.Join(runDir, "tokenwatch.yaml")
 	if err := writeConfig(cfgPath, twConfig{
-		Broker: o.brokers, Group: group, Topics: tp, ClickHouse: o.clickhouse, DB: db, Migrate: false,
+		Broker: o.brokers, Group: group, Topics: tp, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, Migrate: false,
 		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: demoKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
@@ -80,7 +81,7 @@ func runDemo(ctx context.Context, o options) error {
 	}
 	if !ch.legacy {
 		logf("tokenwatch migrate --config %s", cfgPath)
-		p, err := startTokenwatch(bin, []string{"migrate", "--config", cfgPath}, filepath.Join(runDir, "migrate.log"))
+		p, err := startTokenwatch(bin, []string{"migrate", "--config", cfgPath}, filepath.Join(runDir, "migrate.log"), o.chPassword)
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func runDemo(ctx context.Context, o options) error {
 	}
 	logPath := filepath.Join(runDir, "tokenwatch.log")
 	logf("tokenwatch run --config %s (log: %s)", cfgPath, logPath)
-	p, err := startTokenwatch(bin, []string{"run", "--config", cfgPath}, logPath)
+	p, err := startTokenwatch(bin, []string{"run", "--config", cfgPath}, logPath, o.chPassword)
 	if err != nil {
 		return err
 	}
@@ -102,30 +103,40 @@ func runDemo(ctx context.Context, o options) error {
 			_ = p.stop(30 * time.Second)
 		}
 	}()
-	logf("producing %d records (%.1f MB) in event-time order to %s, %s, %s", len(c.recs), float64(c.bytes)/1e6, tp.Auth, tp.App, tp.Revocation)
-	start := time.Now()
-	if err := produceCorpus(ctx, o.brokers, tp, c.recs); err != nil {
-		return err
-	}
+	// Produce in event-time order, a chunk at a time, each once the one
+	// before it is consumed: the three topics are then read in event-time
+	// order to within a chunk (a few minutes of event time), as live
+	// traffic arrives, so a revocation is seen before the use that follows it.
+	const chunk = 1000
 	total := len(c.recs)
+	logf("producing %d records (%.1f MB) in event-time order to %s, %s, %s", total, float64(c.bytes)/1e6, tp.Auth, tp.App, tp.Revocation)
+	start := time.Now()
 	cl := &kafka.Client{Addr: kafka.TCP(o.brokers), Timeout: 10 * time.Second}
 	last := time.Now()
-	for {
+	for done := 0; ; {
+		n, err := committed(ctx, cl, group, parts)
+		if err == nil && n >= int64(done) {
+			if done == total {
+				break
+			}
+			end := min(done+chunk, total)
+			if err := produceCorpus(ctx, o.brokers, tp, c.recs[done:end]); err != nil {
+				return err
+			}
+			done = end
+			continue
+		}
 		if ended, werr := p.exited(); ended {
 			return fmt.Errorf("tokenwatch run exited early (%v); see %s", werr, logPath)
 		}
-		n, err := committed(ctx, cl, group, parts)
-		if err == nil && n >= int64(total) {
-			break
-		}
 		if time.Since(last) > 2*time.Second {
 			last = time.Now()
-			fmt.Fprintf(os.Stderr, "  %3.0f%%  %d/%d records committed  %d webhooks received\n", 100*float64(n)/float64(total), n, total, recv.count())
+			fmt.Fprintf(os.Stderr, "  %3.0f%%  %d/%d records consumed  %d webhooks received\n", 100*float64(n)/float64(total), n, total, recv.count())
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("timed out with %d/%d records committed: %w", n, total, ctx.Err())
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	// The dispatcher runs after the commits: wait until the webhooks stop coming.
@@ -166,6 +177,9 @@ func runDemo(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nDashboards: point Grafana's ClickHouse datasource at database %s (docs/dashboards.md).\n", db)
+	if len(score.Missed) > 0 || len(score.FalseAlerts) > 0 || len(score.PostureMissed) > 0 || len(score.PostureFalse) > 0 {
+		return errFindings
+	}
 	return nil
 }
 
@@ -212,7 +226,7 @@ func printClickHouse(ctx context.Context, w *os.File, ch *chDB) error {
 		if err != nil {
 			return fmt.Errorf("clickhouse %s: %w", q.title, err)
 		}
-		fmt.Fprintf(w, "  %s:", q.title)
+		var items []string
 		for rows.Next() {
 			var k, n string
 			if err := rows.Scan(&k, &n); err != nil {
@@ -222,10 +236,10 @@ func printClickHouse(ctx context.Context, w *os.File, ch *chDB) error {
 			if k == "" {
 				k = "(none)"
 			}
-			fmt.Fprintf(w, "  %s %s", k, n)
+			items = append(items, k+" "+n)
 		}
 		rows.Close()
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  %s:\n    %s\n", q.title, strings.Join(items, " · "))
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("clickhouse %s: %w", q.title, err)
 		}

@@ -220,9 +220,9 @@ type chDB struct {
 
 // openClickHouse connects and creates database db: with `tokenwatch migrate`
 // on a current server, from schema18 on an older one.
-func openClickHouse(ctx context.Context, addr, db, schema18 string) (*chDB, error) {
+func openClickHouse(ctx context.Context, addr, user, password, db, schema18 string) (*chDB, error) {
 	cfg := store.DefaultConfig()
-	cfg.Addr, cfg.Database = []string{addr}, db
+	cfg.Addr, cfg.Database, cfg.Username, cfg.Password = []string{addr}, db, user, password
 	conn, err := store.Dial(cfg)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("clickhouse %s: %w", addr, err)}
@@ -295,6 +295,7 @@ type twConfig struct {
 	Partitions         int
 	Live               bool
 	ClickHouse, DB     string
+	CHUser             string
 	Migrate            bool
 	WebhookURL, Secret string
 	StateFile          string
@@ -331,6 +332,8 @@ policy:
 clickhouse:
   addr: [{{printf "%q" .ClickHouse}}]
   database: {{.DB}}
+  username: {{printf "%q" .CHUser}}
+  password: ${CLICKHOUSE_PASSWORD}
   migrate: {{.Migrate}}
 alerts:
   sinks:
@@ -361,7 +364,9 @@ type proc struct {
 	done chan error
 }
 
-func startTokenwatch(bin string, args []string, logPath string) (*proc, error) {
+// startTokenwatch runs bin with args; chPassword reaches the configuration's
+// ${CLICKHOUSE_PASSWORD} through the environment, never a file.
+func startTokenwatch(bin string, args []string, logPath, chPassword string) (*proc, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, usageError{fmt.Errorf("tokenwatch binary %s: %w (go build -o %s ./cmd/tokenwatch)", bin, err, bin)}
 	}
@@ -371,7 +376,7 @@ func startTokenwatch(bin string, args []string, logPath string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), "TOKENWATCH_FINGERPRINT_KEY=")
+	cmd.Env = append(os.Environ(), "TOKENWATCH_FINGERPRINT_KEY=", "CLICKHOUSE_PASSWORD="+chPassword)
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
