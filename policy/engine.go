@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -68,7 +69,7 @@ type Engine struct {
 	once      map[[16]byte]int64
 	life      map[lifeKey]*lifeAgg
 	lifeDay   int64 // day (unix/86400) of the watermark when summaries were last checked
-	subjects  map[subjKey]subjState
+	subjects  map[subjKey]*subjState
 	refresh   map[tokenwatch.Fingerprint]*refreshState
 	endpoints map[string]*endpointState
 	// seen remembers which (token, service) pairs were checked, two
@@ -103,7 +104,10 @@ type subjState struct {
 	fp     tokenwatch.Fingerprint
 	scopes []string // sorted
 	t      int64
-	use    *tokenwatch.TokenUse // a copy, for evidence when a late older token shows the escalation
+	// use is the newest token's use, for the alert when a late older token
+	// shows the escalation. Its JWT claims are shared with the finding
+	// (never modified after decoding); Sealed is dropped.
+	use tokenwatch.TokenUse
 }
 
 type netKey struct {
@@ -139,7 +143,7 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, clock: time.Now, log: slog.Default(),
-		once: map[[16]byte]int64{}, life: map[lifeKey]*lifeAgg{}, subjects: map[subjKey]subjState{},
+		once: map[[16]byte]int64{}, life: map[lifeKey]*lifeAgg{}, subjects: map[subjKey]*subjState{},
 		refresh: map[tokenwatch.Fingerprint]*refreshState{}, endpoints: map[string]*endpointState{},
 		seen: map[seenKey]bool{}, stop: make(chan struct{}),
 	}
@@ -252,7 +256,7 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 	if j == nil {
 		return dst
 	}
-	k := seenKey{u.Fingerprint, maphash.String(seed, u.Service), u.Leak}
+	k := keyOf(u)
 	workload, seen := e.seen[k]
 	if !seen {
 		if workload, seen = e.seenOld[k]; seen {
@@ -270,14 +274,22 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 	return e.checkToken(p, cp, u, dst)
 }
 
-// seenKey is a (token, service, leak or use) triple.
-type seenKey struct {
-	fp      tokenwatch.Fingerprint
-	service uint64
-	leak    bool
-}
+// seenKey names a (token, service, leak or use) triple in 16 bytes: the
+// fingerprint with the service's hash and the leak bit folded in. A
+// collision would only skip the per-token rules for one pair; at 2^-64 per
+// pair it does not happen.
+type seenKey [2]uint64
 
 var seed = maphash.MakeSeed()
+
+func keyOf(u *tokenwatch.TokenUse) seenKey {
+	k := seenKey{binary.LittleEndian.Uint64(u.Fingerprint[:8]), binary.LittleEndian.Uint64(u.Fingerprint[8:])}
+	k[0] ^= maphash.String(seed, u.Service)
+	if u.Leak {
+		k[1] ^= 1
+	}
+	return k
+}
 
 func (e *Engine) remember(k seenKey, workload bool) {
 	if len(e.seen) >= e.cfg.MaxState/2 {
@@ -474,17 +486,26 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 		return dst
 	}
 	k := subjKey{j.Iss, j.ClientID, j.Sub}
-	prev, ok := e.subjects[k]
-	if ok && prev.fp == u.Fingerprint {
+	prev := e.subjects[k]
+	if prev != nil && prev.fp == u.Fingerprint {
 		return dst // same token again: nothing new
 	}
 	now := u.Time.Unix()
-	cur := sortedCopy(j.Scope)
-	window := int64(p.file.Windows.ScopeEscalation / time.Second)
-	if ok && abs(now-prev.t) <= window {
+	if prev == nil {
+		st := &subjState{fp: u.Fingerprint, scopes: sortedCopy(j.Scope), t: now, use: *u}
+		st.use.Sealed = nil
+		e.subjects[k] = st
+		e.bound(len(e.subjects), func() { dropHalf(e.subjects) })
+		return dst
+	}
+	// Most new tokens of a subject carry the scopes of the previous one.
+	same := sameSorted(prev.scopes, j.Scope)
+	if !same && abs(now-prev.t) <= int64(p.file.Windows.ScopeEscalation/time.Second) {
+		cur := sortedCopy(j.Scope)
 		older, newer, newerUse := prev.scopes, cur, u
 		if now < prev.t {
-			older, newer, newerUse = cur, prev.scopes, prev.use
+			c := prev.use
+			older, newer, newerUse = cur, prev.scopes, &c
 		}
 		if added := missing(newer, older); len(added) > 0 {
 			dst = e.onceAlert(p, dst, newerUse, TypeScopeEscalation, []string{newerUse.Fingerprint.String()}, 7*24*time.Hour,
@@ -492,12 +513,31 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 					j.Sub, orUnknown(j.ClientID), time.Duration(abs(now-prev.t))*time.Second, strings.Join(added, ", ")))
 		}
 	}
-	if !ok || now >= prev.t {
-		c := copyUse(u)
-		e.subjects[k] = subjState{fp: u.Fingerprint, scopes: cur, t: now, use: &c}
-		e.bound(len(e.subjects), func() { dropHalf(e.subjects) })
+	if now >= prev.t {
+		if !same {
+			prev.scopes = sortedCopy(j.Scope)
+		}
+		prev.fp, prev.t, prev.use = u.Fingerprint, now, *u
+		prev.use.Sealed = nil
 	}
 	return dst
+}
+
+// sameSorted reports whether scopes (in any order, no duplicates expected)
+// equal the sorted set s, without allocating when scopes is already sorted.
+func sameSorted(s, scopes []string) bool {
+	if len(s) != len(scopes) {
+		return false
+	}
+	for i := range scopes {
+		if scopes[i] != s[i] {
+			if sort.StringsAreSorted(scopes) {
+				return false
+			}
+			return slices.Equal(s, sortedCopy(scopes))
+		}
+	}
+	return true
 }
 
 func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {

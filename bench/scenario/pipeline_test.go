@@ -4,7 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/bench/scenario"
@@ -111,4 +113,102 @@ func runScenario(t *testing.T, dir string, key []byte) []scenario.Alert {
 	b := &tokenwatch.Batch{Alerts: pol.Flush(nil)}
 	col.Process(ctx, b)
 	return col.alerts
+}
+
+// BenchmarkPolicyCost measures what the policy checks add to the anomaly
+// engine on the scenario's real token uses: each iteration runs every use
+// through a fresh engine, then through a fresh policy engine, and the CPU time
+// of each part (getrusage, so other processes on the machine do not count) is
+// reported per use, with policy as a percentage of the anomaly engine.
+func BenchmarkPolicyCost(b *testing.B) {
+	dir := b.TempDir()
+	cfg := scenario.DefaultConfig()
+	if _, err := scenario.Generate(dir, cfg); err != nil {
+		b.Fatal(err)
+	}
+	uses := collectUses(b, dir, cfg.Key)
+	polCfg := policy.Config{File: filepath.Join(dir, scenario.FilePolicy), MaxState: 200_000}
+	var anomalyCPU, policyCPU, anomalyWarm, policyWarm time.Duration
+	var dst []tokenwatch.Alert
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		eng, err := anomaly.New(anomaly.DefaultConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := cpuTime()
+		for j := range uses {
+			dst = eng.Observe(&uses[j], dst[:0])
+		}
+		t1 := cpuTime()
+		pol, err := policy.New(polCfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t2 := cpuTime()
+		for j := range uses {
+			dst = pol.Check(&uses[j], dst[:0])
+		}
+		t3 := cpuTime()
+		// The same uses again, on warm state: every token is known (a
+		// long-running process, where tokens are used many times).
+		for j := range uses {
+			dst = eng.Observe(&uses[j], dst[:0])
+		}
+		t4 := cpuTime()
+		for j := range uses {
+			dst = pol.Check(&uses[j], dst[:0])
+		}
+		t5 := cpuTime()
+		pol.Close()
+		anomalyCPU += t1 - t0
+		policyCPU += t3 - t2
+		anomalyWarm += t4 - t3
+		policyWarm += t5 - t4
+	}
+	n := float64(b.N * len(uses))
+	b.ReportMetric(float64(anomalyCPU.Nanoseconds())/n, "anomaly-cpu-ns/use")
+	b.ReportMetric(float64(policyCPU.Nanoseconds())/n, "policy-cpu-ns/use")
+	b.ReportMetric(100*float64(policyCPU)/float64(anomalyCPU), "policy-%-of-anomaly")
+	b.ReportMetric(100*float64(policyWarm)/float64(anomalyWarm), "warm-policy-%-of-anomaly")
+}
+
+// collectUses runs the scenario through scan, parse and GeoIP and keeps the uses.
+func collectUses(b *testing.B, dir string, key []byte) []tokenwatch.TokenUse {
+	src, err := scenario.OpenReplay(dir, 1024)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	scanner, err := detect.New(detect.WithKey(key))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc := parse.DefaultConfig()
+	pc.TrustedProxies = append(pc.TrustedProxies, scenario.TrustedProxies...)
+	parser, err := parse.New(pc, parse.WithFingerprinter(scanner))
+	if err != nil {
+		b.Fatal(err)
+	}
+	geo, err := enrich.Open(enrich.Config{CityDB: filepath.Join(dir, scenario.FileCityDB), ASNDB: filepath.Join(dir, scenario.FileASNDB), CacheSize: 10_000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer geo.Close()
+	var uses []tokenwatch.TokenUse
+	keep := tokenwatch.StageFunc(func(_ context.Context, bt *tokenwatch.Batch) error {
+		uses = append(uses, bt.Uses...)
+		return nil
+	})
+	if err := pipeline.Run(context.Background(), src, []tokenwatch.Stage{scanner, parser, geo, keep}); err != nil {
+		b.Fatal(err)
+	}
+	return uses
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
