@@ -263,9 +263,6 @@ anomaly:
 				t.Fatalf("owner A after SIGTERM: %v", a.err)
 			}
 			t.Logf("owner A gone %s after %s", time.Since(stopped).Round(time.Millisecond), tc.name)
-			if os.Getenv("TW_SHOW_LOGS") != "" {
-				t.Logf("owner A log:\n%s", a.logText())
-			}
 			// B's generation after A left (or its session timed out) holds all four,
 			// and B read the token's state from the changelog (only the token's
 			// partition has records, and an empty partition logs no rebuild).
