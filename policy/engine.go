@@ -76,6 +76,9 @@ type Engine struct {
 	// generations deep: the per-token rules run once per pair, and only
 	// workload tokens are checked on every use (their network can change).
 	seen, seenOld map[seenKey]bool // value: the token's client is a workload
+	recent        [recentSlots]seenKey
+	svcName       string // the last service hashed, and its hash
+	svcHash       uint64
 	stop          chan struct{}
 	reloadDone    sync.WaitGroup
 }
@@ -218,27 +221,45 @@ func (e *Engine) Reload() {
 	}
 	e.stamp = st
 	e.pol.Store(compile(f))
+	// Tokens checked under the old policy are checked again under the new one.
+	e.mu.Lock()
+	clear(e.seen)
+	e.seenOld = nil
+	e.recent = [recentSlots]seenKey{}
+	e.mu.Unlock()
 	metricReloads.WithLabelValues("ok").Inc()
 	e.log.Info("policy reloaded", "file", e.cfg.File)
 }
 
-// Process implements tokenwatch.Stage: it checks every use of b and appends findings to b.Alerts.
+// Process implements tokenwatch.Stage: it checks every use of b and appends
+// findings to b.Alerts, holding the state lock once for the whole batch.
 func (e *Engine) Process(ctx context.Context, b *tokenwatch.Batch) error {
 	if e.cfg.Disabled {
 		return nil
 	}
+	p := e.pol.Load()
+	e.mu.Lock()
 	for i := range b.Uses {
-		b.Alerts = e.Check(&b.Uses[i], b.Alerts)
+		b.Alerts = e.check(p, &b.Uses[i], b.Alerts)
 	}
+	e.mu.Unlock()
 	return ctx.Err()
 }
 
 // Check checks one use and appends any findings to dst.
 func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
 	p := e.pol.Load()
-	ts := u.Time.Unix()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.check(p, u, dst)
+}
+
+// recentSlots is the size of the direct-mapped cache of checked non-workload
+// (token, service) pairs in front of the seen maps.
+const recentSlots = 4096
+
+func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	ts := u.Time.Unix()
 	if ts > e.watermark {
 		e.watermark = ts
 		if day := ts / 86400; day != e.lifeDay {
@@ -256,7 +277,14 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 	if j == nil {
 		return dst
 	}
-	k := keyOf(u)
+	if u.Service != e.svcName { // services repeat: hash each once in a row
+		e.svcName, e.svcHash = u.Service, maphash.String(seed, u.Service)
+	}
+	k := keyOf(u, e.svcHash)
+	slot := &e.recent[k[0]%recentSlots]
+	if *slot == k {
+		return dst // checked before, not a workload: nothing per use
+	}
 	workload, seen := e.seen[k]
 	if !seen {
 		if workload, seen = e.seenOld[k]; seen {
@@ -264,13 +292,18 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 		}
 	}
 	if seen {
-		if workload && !u.Leak {
+		if !workload {
+			*slot = k
+		} else if !u.Leak {
 			dst = e.checkWorkload(p, p.client(j.Iss, j.ClientID), u, dst)
 		}
 		return dst
 	}
 	cp := p.client(j.Iss, j.ClientID)
 	e.remember(k, cp.Workload)
+	if !cp.Workload {
+		*slot = k
+	}
 	return e.checkToken(p, cp, u, dst)
 }
 
@@ -282,9 +315,10 @@ type seenKey [2]uint64
 
 var seed = maphash.MakeSeed()
 
-func keyOf(u *tokenwatch.TokenUse) seenKey {
+// keyOf builds the key of u, whose service hashes to svcHash.
+func keyOf(u *tokenwatch.TokenUse, svcHash uint64) seenKey {
 	k := seenKey{binary.LittleEndian.Uint64(u.Fingerprint[:8]), binary.LittleEndian.Uint64(u.Fingerprint[8:])}
-	k[0] ^= maphash.String(seed, u.Service)
+	k[0] ^= svcHash
 	if u.Leak {
 		k[1] ^= 1
 	}

@@ -343,12 +343,24 @@ func TestReload(t *testing.T) {
 			t.Errorf("after raising the limit: %s %s", a.Type, a.Summary)
 		}
 	}
+	// A token checked under the old policy is checked again under the new one.
+	os.WriteFile(p, []byte("defaults: {max_lifetime: 1h}\nservices: [{service: api-gateway, audiences: [other]}]\n"), 0o644)
+	later = later.Add(2 * time.Second)
+	os.Chtimes(p, later, later)
+	seenBefore := use(49*time.Hour, func(u *tokenwatch.TokenUse) { u.JWT.Exp = u.JWT.Iat + 600 })
+	e.Check(&seenBefore, nil)
+	e.Reload()
+	again := seenBefore
+	again.Time = again.Time.Add(time.Minute)
+	if got := types(e.Check(&again, nil)); strings.Join(got, ",") != TypeAudienceMismatch {
+		t.Errorf("known token after a reload that restricts its audience: %v", got)
+	}
 	// A broken file keeps the loaded policy.
 	os.WriteFile(p, []byte("defaults: {max_lifetime: [\n"), 0o644)
 	later = later.Add(2 * time.Second)
 	os.Chtimes(p, later, later)
 	e.Reload()
-	if e.pol.Load().def.MaxLifetime != 3*time.Hour {
+	if e.pol.Load().def.MaxLifetime != time.Hour {
 		t.Error("a broken policy file replaced the loaded policy")
 	}
 }
