@@ -22,6 +22,7 @@ import (
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/enrich/geotest"
 	"github.com/tokenwatch/tokenwatch/internal/testenv"
+	"github.com/tokenwatch/tokenwatch/store"
 )
 
 // twProc is a tokenwatch subprocess whose output goes to a log file.
@@ -171,6 +172,51 @@ func outboxAlerts(t *testing.T, path, jti string) []tokenwatch.Alert {
 	return out
 }
 
+// ownerTestStore creates a database with the tables of store/testdata/clickhouse18
+// on the test clickhouse-server and returns its clickhouse: config section and
+// a counter of rows; it returns "" and nil when TOKENWATCH_TEST_CLICKHOUSE is
+// unset, and the test then runs without a store.
+func ownerTestStore(t *testing.T) (yaml string, count func(q string) (uint64, error)) {
+	t.Helper()
+	if os.Getenv("TOKENWATCH_TEST_CLICKHOUSE") == "" {
+		return "", nil
+	}
+	cfg := store.DefaultConfig()
+	cfg.Addr = []string{testenv.ClickHouseAddr(t)}
+	cfg.Database = fmt.Sprintf("tw_owner_%d", time.Now().UnixNano()%1e9)
+	conn, err := store.Dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
+		conn.Close()
+	})
+	ddl, err := os.ReadFile("../../store/testdata/clickhouse18/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range strings.Split(strings.ReplaceAll(string(ddl), "{{db}}", cfg.Database), ";\n") {
+		var lines []string
+		for _, l := range strings.Split(stmt, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		if stmt = strings.TrimSpace(strings.Join(lines, "\n")); stmt != "" {
+			if err := conn.Exec(context.Background(), stmt); err != nil {
+				t.Fatalf("schema: %v", err)
+			}
+		}
+	}
+	yaml = fmt.Sprintf("clickhouse:\n  addr: [%q]\n  database: %s\n  migrate: false\n", cfg.Addr[0], cfg.Database)
+	return yaml, func(q string) (uint64, error) {
+		var n uint64
+		err := conn.QueryRow(context.Background(), strings.ReplaceAll(q, "DB.", cfg.Database+".")).Scan(&n)
+		return n, err
+	}
+}
+
 // TestOwnerScaleOut runs the Kafka scale-out from the command line: one
 // `tokenwatch run` (stage one, Kafka source, repartitioner) and two
 // `tokenwatch owner` processes, each with its own file outbox. The first use
@@ -179,6 +225,9 @@ func outboxAlerts(t *testing.T, path, jti string) []tokenwatch.Alert {
 // graceful leave); once B owns all four partitions, with the token's state
 // rebuilt from the changelog, the second use (Sydney, 25 minutes later)
 // arrives, and B must raise impossible_travel with both uses as evidence.
+// With TOKENWATCH_TEST_CLICKHOUSE set, every process also has the store: the
+// alert reaches ClickHouse from B, and the token events are there once, from
+// stage one.
 func TestOwnerScaleOut(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	bin := buildBinary(t)
@@ -202,7 +251,8 @@ func TestOwnerScaleOut(t *testing.T) {
 			in := testenv.CreateTopic(t, "tw-so-in", 2)
 			uses := testenv.CreateTopic(t, "tw-so-uses", 4)
 			changelog := testenv.CreateTopic(t, "tw-so-state", 4)
-			cfg := writeConfig(t, fmt.Sprintf(`ingest:
+			chYAML, count := ownerTestStore(t)
+			cfg := writeConfig(t, chYAML+fmt.Sprintf(`ingest:
   kafka:
     brokers: [%[1]q]
     group_id: stage-one-%[2]s
@@ -293,6 +343,17 @@ anomaly:
 			}
 			if got := outboxAlerts(t, outA, jti); len(got) != 0 {
 				t.Errorf("owner A wrote %d alerts for the incident; want none", len(got))
+			}
+
+			if count != nil {
+				// The owners store alerts only; the token events are stage one's.
+				pollUntil(t, "the impossible_travel alert in ClickHouse", time.Minute, func() bool {
+					n, err := count("SELECT count() FROM DB.alerts WHERE type = 'impossible_travel' AND jti = '" + jti + "'")
+					return err == nil && n > 0
+				})
+				if n, err := count("SELECT count() FROM DB.token_events"); err != nil || n != 2 {
+					t.Errorf("token_events rows = %d (%v), want 2: one per use, written by stage one only", n, err)
+				}
 			}
 
 			b.stop(t)
