@@ -111,13 +111,17 @@ bench: ## Go benchmarks of every package (plus bench/scan.sh when present)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	@if [[ -x bench/scan.sh ]]; then bench/scan.sh; fi
 
-bench-e2e: ## end-to-end benchmarks against real Kafka (bench/kafka.sh, bench/e2e.sh), servers started and stopped
+# E2E_ARGS go to bench/e2e.sh: -small (~40 MB, about a minute) or -size 1GB (the default).
+E2E_ARGS ?=
+bench-e2e: ## end-to-end benchmarks against real Kafka (bench/kafka.sh, bench/e2e.sh), servers started and stopped; E2E_ARGS=-small for a quick check
 	@scripts=(); for f in bench/kafka.sh bench/e2e.sh; do if [[ -x "$$f" ]]; then scripts+=("$$f"); fi; done; \
 	if (($${#scripts[@]} == 0)); then \
 		echo "make bench-e2e: neither bench/kafka.sh nor bench/e2e.sh exists yet; nothing to run."; exit 2; fi; \
 	trap '$(MAKE) --no-print-directory servers-down' EXIT; \
 	$(MAKE) --no-print-directory servers-up; \
-	for f in "$${scripts[@]}"; do echo "== $$f"; $(INTEGRATION_ENV) "$$f"; done
+	for f in "$${scripts[@]}"; do \
+		args=(); if [[ "$$f" == bench/e2e.sh ]]; then args=($(E2E_ARGS)); fi; \
+		echo "== $$f $${args[*]}"; $(INTEGRATION_ENV) "$$f" "$${args[@]}"; done
 
 # Kafka and ClickHouse of `make servers-up` (or docker compose up: same Kafka port;
 # ClickHouse on 127.0.0.1:9000 with user tokenwatch: DEMO_CLICKHOUSE=127.0.0.1:9000
