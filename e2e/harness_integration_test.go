@@ -206,7 +206,10 @@ func writeMessages(ctx context.Context, t *testing.T, w *kafka.Writer, msgs []ka
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 50 {
+			// A new topic's leader, or a topic config just raised
+			// (max.message.bytes), may take a moment to be in effect.
+			retry := errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.MessageSizeTooLarge)
+			if !retry || attempt == 50 {
 				t.Fatalf("produce to %s: %v", w.Topic, err)
 			}
 			time.Sleep(100 * time.Millisecond)
