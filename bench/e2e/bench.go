@@ -37,27 +37,27 @@ type results struct {
 	Bytes      int64   `json:"bytes"`
 	ProduceSec float64 `json:"produce_seconds"`
 
-	BareSec     float64 `json:"bare_seconds"`
-	BareRecSec  float64 `json:"bare_records_per_second"`
-	BareMBSec   float64 `json:"bare_mb_per_second"`
-	TWSec       float64 `json:"tokenwatch_seconds"`
-	TWRecSec    float64 `json:"tokenwatch_records_per_second"`
-	TWMBSec     float64 `json:"tokenwatch_mb_per_second"`
-	Ratio       float64 `json:"ratio"`
-	TWWallSec   float64 `json:"tokenwatch_wall_seconds"`
-	CHRows      uint64  `json:"clickhouse_rows"`
-	CHRowsSec   float64 `json:"clickhouse_rows_per_second"`
-	CHRowsBy    map[string]uint64
-	Alerts      int     `json:"alerts_delivered"`
-	Triggers    int     `json:"triggers"`
-	TriggersGot int     `json:"triggers_delivered"`
-	TriggerRate float64 `json:"trigger_rate"`
-	LatP50ms    float64 `json:"alert_latency_p50_ms"`
-	LatP99ms    float64 `json:"alert_latency_p99_ms"`
-	LatMaxms    float64 `json:"alert_latency_max_ms"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib"`
-	CPUSec      float64 `json:"cpu_seconds"`
-	CPUPerGB    float64 `json:"cpu_seconds_per_gb"`
+	BareSec     float64           `json:"bare_seconds"`
+	BareRecSec  float64           `json:"bare_records_per_second"`
+	BareMBSec   float64           `json:"bare_mb_per_second"`
+	TWSec       float64           `json:"tokenwatch_seconds"`
+	TWRecSec    float64           `json:"tokenwatch_records_per_second"`
+	TWMBSec     float64           `json:"tokenwatch_mb_per_second"`
+	Ratio       float64           `json:"ratio"`
+	TWWallSec   float64           `json:"tokenwatch_wall_seconds"`
+	CHRows      uint64            `json:"clickhouse_rows"`
+	CHRowsSec   float64           `json:"clickhouse_rows_per_second"`
+	CHRowsBy    map[string]uint64 `json:"clickhouse_rows_by_table,omitempty"`
+	Alerts      int               `json:"alerts_delivered"`
+	Triggers    int               `json:"triggers"`
+	TriggersGot int               `json:"triggers_delivered"`
+	TriggerRate float64           `json:"trigger_rate"`
+	LatP50ms    float64           `json:"alert_latency_p50_ms"`
+	LatP99ms    float64           `json:"alert_latency_p99_ms"`
+	LatMaxms    float64           `json:"alert_latency_max_ms"`
+	PeakRSSMiB  float64           `json:"peak_rss_mib"`
+	CPUSec      float64           `json:"cpu_seconds"`
+	CPUPerGB    float64           `json:"cpu_seconds_per_gb"`
 	// StageSec is the time each pipeline stage spent on batches
 	// (tokenwatch_pipeline_stage_seconds_sum).
 	StageSec map[string]float64 `json:"stage_seconds"`
@@ -77,18 +77,21 @@ func runBench(ctx context.Context, o options) error {
 	// Servers first: fail fast when they are not there.
 	stamp := time.Now().UnixNano()
 	db := fmt.Sprintf("tw_e2e_%d", stamp%1e9)
-	ch, err := openClickHouse(ctx, o.clickhouse, o.chUser, o.chPassword, db, o.schema18)
-	if err != nil {
-		return err
-	}
-	defer ch.close()
-	if !o.keep {
-		defer ch.drop(context.WithoutCancel(ctx))
-	}
-	res.ClickHouse = ch.version
-	res.Schema = "store/migrations (tokenwatch migrate)"
-	if ch.legacy {
-		res.Schema = "18.16 variant (store/testdata/clickhouse18/schema.sql), clickhouse.migrate: false"
+	var ch *chDB
+	res.Schema = "none: tokenwatch ran without the store (-no-clickhouse)"
+	if !o.noStore {
+		if ch, err = openClickHouse(ctx, o.clickhouse, o.chUser, o.chPassword, db, o.schema18); err != nil {
+			return err
+		}
+		defer ch.close()
+		if !o.keep {
+			defer ch.drop(context.WithoutCancel(ctx))
+		}
+		res.ClickHouse = ch.version
+		res.Schema = "store/migrations (tokenwatch migrate)"
+		if ch.legacy {
+			res.Schema = "18.16 variant (store/testdata/clickhouse18/schema.sql), clickhouse.migrate: false"
+		}
 	}
 
 	sc := scenario.DefaultConfig()
@@ -148,7 +151,7 @@ func runBench(ctx context.Context, o options) error {
 	}
 	if err := writeConfig(cfgPath, twConfig{
 		Telemetry: metricsAddr,
-		Broker:    o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, Migrate: !ch.legacy,
+		Broker:    o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, NoStore: o.noStore, Migrate: ch != nil && !ch.legacy,
 		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: benchKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
@@ -227,15 +230,17 @@ func runBench(ctx context.Context, o options) error {
 			break
 		}
 	}
-	counts, err := ch.counts(ctx)
-	if err != nil {
-		return err
+	if ch != nil {
+		counts, err := ch.counts(ctx)
+		if err != nil {
+			return err
+		}
+		res.CHRowsBy = counts
+		for _, v := range counts {
+			res.CHRows += v
+		}
+		res.CHRowsSec = float64(res.CHRows) / res.TWWallSec
 	}
-	res.CHRowsBy = counts
-	for _, v := range counts {
-		res.CHRows += v
-	}
-	res.CHRowsSec = float64(res.CHRows) / res.TWWallSec
 	stopped = true
 	if err := p.stop(90 * time.Second); err != nil {
 		logf("tokenwatch stop: %v", err)
@@ -267,19 +272,25 @@ func printResults(w *os.File, r results) {
 		r.Machine.Cores, r.Machine.CPU, r.Machine.MemGiB, r.Machine.Kernel, r.Machine.LoadAvg, r.LoadEnd)
 	fmt.Fprintf(w, "Corpus: scenario generator, %d users: %s records, %.1f MB (auth access logs with bearer JWTs, application logs, revocations) on 3 topics; produced in %.1fs.\n",
 		r.Users, commas(int64(r.Records)), float64(r.Bytes)/1e6, r.ProduceSec)
-	fmt.Fprintf(w, "ClickHouse %s, schema: %s.\n\n", r.ClickHouse, r.Schema)
+	if r.ClickHouse != "" {
+		fmt.Fprintf(w, "ClickHouse %s, schema: %s.\n\n", r.ClickHouse, r.Schema)
+	} else {
+		fmt.Fprintf(w, "ClickHouse: %s.\n\n", r.Schema)
+	}
 	fmt.Fprintf(w, "| metric | value |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(w, "| %s | %s |\n", k, v) }
 	row("tokenwatch run throughput", fmt.Sprintf("%s records/s, %.1f MB/s", commas(int64(r.TWRecSec)), r.TWMBSec))
 	row("bare kafka-go consumer (same topics, same run)", fmt.Sprintf("%s records/s, %.1f MB/s", commas(int64(r.BareRecSec)), r.BareMBSec))
 	row("ratio tokenwatch / bare", fmt.Sprintf("%.2f", r.Ratio))
 	row("tokenwatch wall time (start to last commit)", fmt.Sprintf("%.1f s", r.TWWallSec))
-	by := []string{}
-	for _, t := range []string{"token_events", "findings", "alerts", "revocations"} {
-		by = append(by, fmt.Sprintf("%s %s", t, commas(int64(r.CHRowsBy[t]))))
+	if r.ClickHouse != "" {
+		by := []string{}
+		for _, t := range []string{"token_events", "findings", "alerts", "revocations"} {
+			by = append(by, fmt.Sprintf("%s %s", t, commas(int64(r.CHRowsBy[t]))))
+		}
+		row("ClickHouse rows written", fmt.Sprintf("%s (%s)", commas(int64(r.CHRows)), strings.Join(by, ", ")))
+		row("ClickHouse rows/s (rows / wall time)", commas(int64(r.CHRowsSec)))
 	}
-	row("ClickHouse rows written", fmt.Sprintf("%s (%s)", commas(int64(r.CHRows)), strings.Join(by, ", ")))
-	row("ClickHouse rows/s (rows / wall time)", commas(int64(r.CHRowsSec)))
 	row("alerts delivered (signed webhooks)", commas(int64(r.Alerts)))
 	row("alert latency p50 / p99 / max", fmt.Sprintf("%.0f ms / %.0f ms / %.0f ms (%d trigger alerts at %.1f/s, %d delivered)", r.LatP50ms, r.LatP99ms, r.LatMaxms, r.Triggers, r.TriggerRate, r.TriggersGot))
 	row("peak RSS of tokenwatch (VmHWM)", fmt.Sprintf("%.0f MiB", r.PeakRSSMiB))

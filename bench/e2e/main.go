@@ -62,6 +62,7 @@ type options struct {
 	jsonOut    string
 	keep       bool
 	demo       bool
+	noStore    bool
 	demoUsers  int
 	database   string
 	chUser     string
@@ -83,6 +84,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "scenario seed")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the ClickHouse database of the run (dropped otherwise)")
+	flag.BoolVar(&o.noStore, "no-clickhouse", false, "benchmark tokenwatch run without the ClickHouse stage (to see what the store costs)")
 	flag.BoolVar(&o.demo, "demo", false, "run the demo scenario through Kafka and ClickHouse (make demo-stack) instead of the benchmark")
 	flag.IntVar(&o.demoUsers, "users", 200, "demo mode: background users of the scenario")
 	flag.StringVar(&o.database, "database", "tokenwatch", "demo mode: ClickHouse database (the dashboards read tokenwatch); the benchmark uses a fresh one per run")

@@ -294,6 +294,7 @@ type twConfig struct {
 	Topics             topics
 	Partitions         int
 	Live               bool
+	NoStore            bool
 	ClickHouse, DB     string
 	CHUser             string
 	Migrate            bool
@@ -329,12 +330,14 @@ enrich:
 policy:
   file: {{printf "%q" (print .Dir "/policy.yaml")}}
   reload_interval: 0s
+{{- if not .NoStore}}
 clickhouse:
   addr: [{{printf "%q" .ClickHouse}}]
   database: {{.DB}}
   username: {{printf "%q" .CHUser}}
   password: ${CLICKHOUSE_PASSWORD}
   migrate: {{.Migrate}}
+{{- end}}
 alerts:
   sinks:
     - {name: receiver, type: webhook, url: {{printf "%q" .WebhookURL}}, secrets: [{{printf "%q" .Secret}}], template: raw, timeout: 10s}
