@@ -59,6 +59,10 @@ type Config struct {
 	// ScaleOut: the Kafka repartition topic and owner consumer group (off
 	// while scale_out.brokers is empty).
 	ScaleOut ScaleOutConfig `yaml:"scale_out"`
+	// StateLog keeps a single process's state in a compacted Kafka topic so a
+	// restart or a kill -9 does not forget recent uses (on by default when
+	// ingest reads Kafka; unused with scale_out, whose owners keep their own).
+	StateLog StateLogConfig `yaml:"state_log"`
 }
 
 // RuleConfig switches a rule without thresholds on or off.
@@ -142,6 +146,7 @@ func DefaultConfig() Config {
 		AlgNoneAccepted:      RuleConfig{Enabled: true},
 		TokenLeak:            RuleConfig{Enabled: true},
 		ScaleOut:             DefaultScaleOutConfig(),
+		StateLog:             DefaultStateLogConfig(),
 	}
 }
 
@@ -218,6 +223,9 @@ func (c Config) Validate() error {
 	}
 	if r := c.ExpiredTokenAccepted; r.Enabled && (r.Leeway < 0 || r.Leeway > 24*time.Hour) {
 		bad("anomaly.expired_token_accepted.leeway: %v must be between 0 and 24h, e.g. 60s", r.Leeway)
+	}
+	if err := c.StateLog.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.ScaleOut.Validate(); err != nil {
 		errs = append(errs, err)

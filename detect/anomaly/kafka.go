@@ -561,48 +561,8 @@ func (o *Owner) handle(ctx context.Context, partition int, msgs []kafka.Message,
 			return out, vals, fmt.Errorf("sink: %w", err)
 		}
 	}
-	// Changelog: the latest state of every token the batch touched (a
-	// tombstone when the state is gone), and every revocation.
-	out, vals = out[:0], vals[:0]
-	type span struct{ k0, k1, v0, v1 int }
-	var spans []span
-	seen := make(map[tokenwatch.Fingerprint]bool, len(b.Uses))
-	for i := range b.Uses {
-		k := KeyOf(&b.Uses[i])
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		k0 := len(vals)
-		vals = k.AppendHex(vals)
-		k1 := len(vals)
-		var ok bool
-		vals, ok = o.engine.Snapshot(vals, k)
-		v1 := len(vals)
-		if !ok {
-			v1 = -1
-		}
-		spans = append(spans, span{k0, k1, k1, v1})
-	}
-	for i := range b.Revocations {
-		rv := &b.Revocations[i]
-		for _, k := range RevocationKeys(rv) {
-			k0 := len(vals)
-			vals = append(vals, "r:"...)
-			vals = k.AppendHex(vals)
-			k1 := len(vals)
-			vals = AppendRevocation(vals, rv)
-			spans = append(spans, span{k0, k1, k1, len(vals)})
-		}
-	}
 	hdr := []kafka.Header{{Key: partitionHeader, Value: strconv.AppendInt(nil, int64(partition), 10)}}
-	for _, s := range spans {
-		m := kafka.Message{Key: vals[s.k0:s.k1], Headers: hdr}
-		if s.v1 >= 0 {
-			m.Value = vals[s.v0:s.v1]
-		}
-		out = append(out, m)
-	}
+	out, vals = changelogMessages(o.engine, b, hdr, out[:0], vals[:0])
 	if len(out) > 0 {
 		if err := o.cl.WriteMessages(ctx, out...); err != nil {
 			return out, vals, fmt.Errorf("write %d records to changelog %s: %w", len(out), o.cfg.ChangelogTopic, err)
@@ -616,88 +576,14 @@ func (o *Owner) handle(ctx context.Context, partition int, msgs []kafka.Message,
 // at the start and applies every record to the engine.
 func (o *Owner) rebuild(ctx context.Context, p int) error {
 	start := time.Now()
-	first, last, err := o.changelogOffsets(ctx, p)
+	n, err := readChangelog(ctx, o.cfg.Brokers, o.cfg.ChangelogTopic, p, func(m kafka.Message) { applyChangelog(o.engine, m, o.log) })
 	if err != nil {
 		return err
-	}
-	if last <= first {
-		return nil
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   o.cfg.Brokers,
-		Topic:     o.cfg.ChangelogTopic,
-		Partition: p,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   100 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return fmt.Errorf("changelog %s/%d: set offset: %w", o.cfg.ChangelogTopic, p, err)
-	}
-	n := 0
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("changelog %s/%d: read: %w", o.cfg.ChangelogTopic, p, err)
-		}
-		o.apply(m)
-		n++
-		if m.Offset >= last-1 {
-			break
-		}
 	}
 	metricRebuildSeconds.Observe(time.Since(start).Seconds())
 	o.log.Info("anomaly owner: state rebuilt from changelog", "topic", o.cfg.ChangelogTopic, "partition", p,
 		"records", n, "tokens", o.engine.Len())
 	return nil
-}
-
-// apply applies one changelog record.
-func (o *Owner) apply(m kafka.Message) {
-	metricRestored.Inc()
-	if len(m.Key) > 2 && m.Key[0] == 'r' && m.Key[1] == ':' {
-		var rv tokenwatch.Revocation
-		if err := DecodeRevocation(m.Value, &rv); err != nil {
-			metricDecodeErrors.WithLabelValues("changelog").Inc()
-			return
-		}
-		o.engine.Revoke(rv)
-		return
-	}
-	var k tokenwatch.Fingerprint
-	if err := k.UnmarshalText(m.Key); err != nil {
-		metricDecodeErrors.WithLabelValues("changelog").Inc()
-		return
-	}
-	if m.Value == nil {
-		o.engine.Drop(k)
-		return
-	}
-	if err := o.engine.Restore(m.Value); err != nil {
-		metricDecodeErrors.WithLabelValues("changelog").Inc()
-		o.log.Warn("anomaly owner: skip malformed state", "partition", m.Partition, "offset", m.Offset, "err", err)
-	}
-}
-
-func (o *Owner) changelogOffsets(ctx context.Context, p int) (first, last int64, err error) {
-	var lastErr error
-	for _, b := range o.cfg.Brokers {
-		conn, err := kafka.DialLeader(ctx, "tcp", b, o.cfg.ChangelogTopic, p)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		first, last, err = conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return first, last, nil
-	}
-	return 0, 0, fmt.Errorf("changelog %s/%d offsets: %w", o.cfg.ChangelogTopic, p, lastErr)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

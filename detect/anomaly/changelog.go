@@ -1,0 +1,291 @@
+package anomaly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tokenwatch/tokenwatch"
+)
+
+// The changelog holds the latest state of every token, keyed by state key
+// (hex), and every revocation (key "r:" + revocation key), so that state can
+// be rebuilt after a restart, a kill -9 or a rebalance. The Owner of the
+// scale-out writes one per uses partition; a single `tokenwatch run` writes
+// its own through StateLog.
+
+// changelogMessages appends to out the changelog records of a processed batch:
+// the latest state of every token the batch touched (a tombstone when the state
+// is gone) and every revocation. Keys and values are slices of vals.
+func changelogMessages(e *Engine, b *tokenwatch.Batch, hdr []kafka.Header, out []kafka.Message, vals []byte) ([]kafka.Message, []byte) {
+	type span struct{ k0, k1, v0, v1 int }
+	var spans []span
+	seen := make(map[tokenwatch.Fingerprint]bool, len(b.Uses))
+	for i := range b.Uses {
+		k := KeyOf(&b.Uses[i])
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		k0 := len(vals)
+		vals = k.AppendHex(vals)
+		k1 := len(vals)
+		var ok bool
+		vals, ok = e.Snapshot(vals, k)
+		v1 := len(vals)
+		if !ok {
+			v1 = -1
+		}
+		spans = append(spans, span{k0, k1, k1, v1})
+	}
+	for i := range b.Revocations {
+		rv := &b.Revocations[i]
+		for _, k := range RevocationKeys(rv) {
+			k0 := len(vals)
+			vals = append(vals, "r:"...)
+			vals = k.AppendHex(vals)
+			k1 := len(vals)
+			vals = AppendRevocation(vals, rv)
+			spans = append(spans, span{k0, k1, k1, len(vals)})
+		}
+	}
+	for _, s := range spans {
+		m := kafka.Message{Key: vals[s.k0:s.k1], Headers: hdr}
+		if s.v1 >= 0 {
+			m.Value = vals[s.v0:s.v1]
+		}
+		out = append(out, m)
+	}
+	return out, vals
+}
+
+// applyChangelog applies one changelog record to e.
+func applyChangelog(e *Engine, m kafka.Message, log *slog.Logger) {
+	metricRestored.Inc()
+	if len(m.Key) > 2 && m.Key[0] == 'r' && m.Key[1] == ':' {
+		var rv tokenwatch.Revocation
+		if err := DecodeRevocation(m.Value, &rv); err != nil {
+			metricDecodeErrors.WithLabelValues("changelog").Inc()
+			return
+		}
+		e.Revoke(rv)
+		return
+	}
+	var k tokenwatch.Fingerprint
+	if err := k.UnmarshalText(m.Key); err != nil {
+		metricDecodeErrors.WithLabelValues("changelog").Inc()
+		return
+	}
+	if m.Value == nil {
+		e.Drop(k)
+		return
+	}
+	if err := e.Restore(m.Value); err != nil {
+		metricDecodeErrors.WithLabelValues("changelog").Inc()
+		log.Warn("anomaly: skip malformed state in changelog", "partition", m.Partition, "offset", m.Offset, "err", err)
+	}
+}
+
+// readChangelog reads partition p of topic from its first offset to the end
+// seen at the start, calling fn for every record, and returns how many it read.
+func readChangelog(ctx context.Context, brokers []string, topic string, p int, fn func(kafka.Message)) (int, error) {
+	first, last, err := partitionOffsets(ctx, brokers, topic, p)
+	if err != nil {
+		return 0, err
+	}
+	if last <= first {
+		return 0, nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   brokers,
+		Topic:     topic,
+		Partition: p,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   100 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return 0, fmt.Errorf("changelog %s/%d: set offset: %w", topic, p, err)
+	}
+	n := 0
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return n, fmt.Errorf("changelog %s/%d: read: %w", topic, p, err)
+		}
+		fn(m)
+		n++
+		if m.Offset >= last-1 {
+			return n, nil
+		}
+	}
+}
+
+func partitionOffsets(ctx context.Context, brokers []string, topic string, p int) (first, last int64, err error) {
+	var lastErr error
+	for _, b := range brokers {
+		conn, err := kafka.DialLeader(ctx, "tcp", b, topic, p)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		first, last, err = conn.ReadOffsets()
+		conn.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return first, last, nil
+	}
+	return 0, 0, fmt.Errorf("changelog %s/%d offsets: %w", topic, p, lastErr)
+}
+
+// StateLogConfig configures the durable state of a single-process engine
+// (YAML "anomaly.state_log"). The scale-out owners keep their own changelog
+// (scale_out.changelog_topic) and do not use it.
+type StateLogConfig struct {
+	// Brokers of the Kafka cluster holding the topic; empty: the brokers of
+	// ingest.kafka (tokenwatch run fills them in), and off when there are none.
+	Brokers []string `yaml:"brokers"`
+	// Topic is the compacted topic of token states; created (compacted,
+	// replication as the broker's default) when it does not exist.
+	Topic string `yaml:"topic"`
+	// Disabled keeps the state in memory only: a restart forgets it.
+	Disabled bool `yaml:"disabled"`
+}
+
+// DefaultStateLogConfig: topic tokenwatch-anomaly-state on the ingest brokers.
+func DefaultStateLogConfig() StateLogConfig {
+	return StateLogConfig{Topic: "tokenwatch-anomaly-state"}
+}
+
+// Validate checks c.
+func (c StateLogConfig) Validate() error {
+	if !c.Disabled && c.Topic == "" {
+		return errors.New("anomaly.state_log.topic: empty; name the compacted topic for token state (default tokenwatch-anomaly-state) or set disabled: true")
+	}
+	return nil
+}
+
+// StateLog makes a single-process engine's state survive restarts: it wraps
+// the engine as the pipeline's anomaly stage and, after each batch, writes the
+// latest state of every token the batch touched and its revocations to a
+// compacted topic (acks=all) before the batch can be committed. Restore reads
+// the whole topic back on start. A kill -9 then costs nothing but the replay
+// of the uncommitted batches, which the deterministic alert ids absorb.
+type StateLog struct {
+	engine *Engine
+	cfg    StateLogConfig
+	w      *kafka.Writer
+	log    *slog.Logger
+	out    []kafka.Message
+	vals   []byte
+}
+
+// NewStateLog creates the topic if needed and returns the stage.
+func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *slog.Logger) (*StateLog, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("anomaly.state_log: no brokers")
+	}
+	if err := ensureCompactedTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
+		return nil, err
+	}
+	return &StateLog{
+		engine: engine, cfg: cfg, log: log,
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Brokers...),
+			Topic:        cfg.Topic,
+			Balancer:     &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll,
+			BatchSize:    1 << 14,
+			BatchBytes:   16 << 20,
+			BatchTimeout: time.Millisecond,
+		},
+	}, nil
+}
+
+// Restore rebuilds the engine's state from every partition of the topic.
+func (s *StateLog) Restore(ctx context.Context) error {
+	start := time.Now()
+	n, err := partitionCount(ctx, s.cfg.Brokers, s.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for p := range n {
+		c, err := readChangelog(ctx, s.cfg.Brokers, s.cfg.Topic, p, func(m kafka.Message) { applyChangelog(s.engine, m, s.log) })
+		if err != nil {
+			return err
+		}
+		total += c
+	}
+	metricRebuildSeconds.Observe(time.Since(start).Seconds())
+	s.log.Info("anomaly: state restored", "topic", s.cfg.Topic, "records", total, "tokens", s.engine.Len(), "after", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Process implements tokenwatch.Stage: the engine's Process, then the
+// changed states to the topic.
+func (s *StateLog) Process(ctx context.Context, b *tokenwatch.Batch) error {
+	if err := s.engine.Process(ctx, b); err != nil {
+		return err
+	}
+	s.out, s.vals = changelogMessages(s.engine, b, nil, s.out[:0], s.vals[:0])
+	if len(s.out) == 0 {
+		return nil
+	}
+	if err := s.w.WriteMessages(ctx, s.out...); err != nil {
+		return fmt.Errorf("write %d token states to %s: %w", len(s.out), s.cfg.Topic, err)
+	}
+	metricChangelogWritten.Add(float64(len(s.out)))
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (s *StateLog) Close() error { return s.w.Close() }
+
+// ensureCompactedTopic creates topic with cleanup.policy=compact when it does
+// not exist yet (an existing topic is left as it is).
+func ensureCompactedTopic(ctx context.Context, brokers []string, topic string) error {
+	var lastErr error
+	for _, b := range brokers {
+		conn, err := kafka.DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		defer conn.Close()
+		if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) > 0 {
+			return nil
+		}
+		ctrl, err := conn.Controller()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cc, err := kafka.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		defer cc.Close()
+		err = cc.CreateTopics(kafka.TopicConfig{
+			Topic: topic, NumPartitions: 4, ReplicationFactor: -1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+		})
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			lastErr = err
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("anomaly.state_log: create topic %s: %w", topic, lastErr)
+}
