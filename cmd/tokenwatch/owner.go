@@ -22,7 +22,7 @@ func init() {
 	register(&command{name: "owner", summary: "own the per-token anomaly state of a Kafka scale-out (stage two)", run: runOwner})
 }
 
-const ownerUsage = `usage: tokenwatch owner --config FILE [--alerts-file FILE]
+const ownerUsage = `usage: tokenwatch owner --config FILE [--alerts-file FILE] [--telemetry-listen ADDR]
 
 Stage two of the Kafka scale-out (docs/anomaly.md "Scale-out over Kafka").
 'tokenwatch run' processes with anomaly.scale_out.brokers set (stage one)
@@ -57,12 +57,15 @@ func runOwner(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	cfgPath := fs.String("config", "", "configuration file (YAML; see 'tokenwatch config default')")
 	alertsFile := fs.String("alerts-file", "", "use this JSON-lines file as the alerts outbox instead of Kafka; overrides alerts.outbox")
+	listen := fs.String("telemetry-listen", "", "host:port of /metrics, /healthz, /readyz; overrides telemetry.listen (\"\" disables), e.g. when stage one runs on the same host with the same file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
+	listenSet := false
+	fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "telemetry-listen" })
 	if *cfgPath == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return exitUsage
@@ -73,6 +76,9 @@ func runOwner(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	if *alertsFile != "" {
 		cfg.Alerts.Outbox.File, cfg.Alerts.Outbox.Brokers = *alertsFile, nil
+	}
+	if listenSet {
+		cfg.Telemetry.Listen = *listen
 	}
 	if err := cfg.Validate(); err != nil {
 		return printProblems(env, "owner", err)

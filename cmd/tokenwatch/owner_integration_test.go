@@ -351,6 +351,12 @@ anomaly:
 					n, err := count("SELECT count() FROM DB.alerts WHERE type = 'impossible_travel' AND jti = '" + jti + "'")
 					return err == nil && n > 0
 				})
+				// Stage one stores after it repartitions: the owner's alert may be
+				// in ClickHouse before the second use's row.
+				pollUntil(t, "stage one to store both uses", time.Minute, func() bool {
+					n, err := count("SELECT count() FROM DB.token_events")
+					return err == nil && n >= 2
+				})
 				if n, err := count("SELECT count() FROM DB.token_events"); err != nil || n != 2 {
 					t.Errorf("token_events rows = %d (%v), want 2: one per use, written by stage one only", n, err)
 				}

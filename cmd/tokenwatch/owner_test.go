@@ -31,6 +31,8 @@ func TestOwnerUsage(t *testing.T) {
 		"invalid scale-out": {[]string{"owner", "--config", writeConfig(t, scaleOut+"    batch_size: 0\n")}, exitUsage,
 			"anomaly.scale_out.batch_size"},
 		"nowhere for alerts": {[]string{"owner", "--config", writeConfig(t, scaleOut)}, exitUsage, "the owner has nowhere to put alerts"},
+		"telemetry-listen overrides the file": {[]string{"owner", "--config", writeConfig(t, scaleOut), "--telemetry-listen", "no-port"},
+			exitUsage, "telemetry.listen"},
 		"brokers down": {[]string{"owner", "--config", writeConfig(t, scaleOut), "--alerts-file", filepath.Join(t.TempDir(), "a.jsonl")},
 			exitUsage, "anomaly owner"},
 	} {
