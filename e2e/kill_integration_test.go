@@ -74,12 +74,13 @@ func TestKill9ExactlyOnce(t *testing.T) {
 			t.Errorf("%s: %d baseline row ids missing after the kills, %d extra", tb, missing, extra)
 		}
 	}
-	// Rows and deliveries above are exact. The alerts themselves are not:
-	// the anomaly engine's per-token state lives in the process (`tokenwatch
-	// run` does not wire anomaly.scale_out's changelog), so a kill -9 forgets
-	// the uses of committed records, and an incident whose first use was
-	// committed before a kill and whose second use came after is missed
-	// (or a token_leak re-raised under the id of a later sighting).
+	// The alerts are not yet exact. The anomaly engine's per-token state
+	// survives the kills (anomaly.state_log, written after the outbox), but
+	// the policy findings' state is in memory only (scope_escalation and
+	// token_dispensary spanning a kill are missed), a revocation read after
+	// the use it covers does not apply (post_revocation_use), and a restart
+	// reads the topics in another interleaving, so a concurrent_replay pair
+	// can be judged on other uses (another id). docs/reliability.md.
 	t.Run("alerts_vs_baseline", func(t *testing.T) {
 		missing, extra := diffKeys(want.delivered, got.delivered)
 		if len(missing)+len(extra) == 0 && got.stats.alertIDs == want.stats.alertIDs {
@@ -91,6 +92,6 @@ func TestKill9ExactlyOnce(t *testing.T) {
 		}
 		t.Logf("%d baseline alerts not raised after the kills (by type %v): %s", len(missing), types, short(missing))
 		t.Logf("%d alerts raised after the kills that the baseline has not: %s", len(extra), short(extra))
-		t.Skipf("known bug (docs/reliability.md): anomaly state is lost on kill -9; %d of %d baseline alerts missing, %d extra", len(missing), len(want.delivered), len(extra))
+		t.Skipf("known limitation (docs/reliability.md): %d of %d baseline alerts missing after the kills, %d extra", len(missing), len(want.delivered), len(extra))
 	})
 }

@@ -196,6 +196,7 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	//    go to the uses topic and `tokenwatch owner` processes run the engine,
 	//    policy and alerts (docs/anomaly.md "Scale-out over Kafka").
 	scaleOut := len(cfg.Anomaly.ScaleOut.Brokers) > 0
+	var persistState tokenwatch.Stage
 	if scaleOut {
 		rp, err := anomaly.NewRepartitioner(ctx, cfg.Anomaly.ScaleOut)
 		if err != nil {
@@ -208,7 +209,29 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("anomaly: %w", err)
 		}
-		add("anomaly", eng)
+		// The state is kept in a compacted topic when Kafka is at hand
+		// (anomaly.state_log), so a restart or kill -9 forgets no recent use.
+		sl := cfg.Anomaly.StateLog // persisted by persistState, after the outbox
+		if len(sl.Brokers) == 0 {
+			sl.Brokers = cfg.Ingest.Kafka.Brokers
+		}
+		if sl.Topic == "" {
+			sl.Topic = cfg.Ingest.Kafka.GroupID + "-anomaly-state"
+		}
+		if sl.Disabled || len(sl.Brokers) == 0 {
+			add("anomaly", eng)
+		} else {
+			st, err := anomaly.NewStateLog(ctx, sl, eng, slog.Default())
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			closers = append(closers, st.Close)
+			if err := st.Restore(ctx); err != nil {
+				return nil, nil, nil, fmt.Errorf("anomaly: restore state: %w", err)
+			}
+			add("anomaly", st)
+			persistState = st.Persist()
+		}
 	}
 
 	// 4b. policy: token-hygiene findings -> b.Alerts (in the owners when scaled out).
@@ -246,6 +269,12 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 		if alertsStage != nil {
 			add("alerts", alertsStage)
 		}
+	}
+
+	// 6b. anomaly state: the batch's token states to anomaly.state_log, once
+	//     its alerts are durable (see anomaly.StateLog).
+	if persistState != nil {
+		add("anomaly-state", persistState)
 	}
 
 	// 7. sink: output.findings_file, one JSON line per finding.

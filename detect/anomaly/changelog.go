@@ -156,31 +156,39 @@ type StateLogConfig struct {
 	// ingest.kafka (tokenwatch run fills them in), and off when there are none.
 	Brokers []string `yaml:"brokers"`
 	// Topic is the compacted topic of token states; created (compacted,
-	// replication as the broker's default) when it does not exist.
+	// replication as the broker's default) when it does not exist. Empty:
+	// "<ingest.kafka.group_id>-anomaly-state", since the state belongs to the
+	// consumer group whose offsets it matches.
 	Topic string `yaml:"topic"`
 	// Disabled keeps the state in memory only: a restart forgets it.
 	Disabled bool `yaml:"disabled"`
 }
 
-// DefaultStateLogConfig: topic tokenwatch-anomaly-state on the ingest brokers.
-func DefaultStateLogConfig() StateLogConfig {
-	return StateLogConfig{Topic: "tokenwatch-anomaly-state"}
-}
+// DefaultStateLogConfig: on, on the ingest brokers, topic named after the group.
+func DefaultStateLogConfig() StateLogConfig { return StateLogConfig{} }
 
 // Validate checks c.
 func (c StateLogConfig) Validate() error {
-	if !c.Disabled && c.Topic == "" {
-		return errors.New("anomaly.state_log.topic: empty; name the compacted topic for token state (default tokenwatch-anomaly-state) or set disabled: true")
+	for i, b := range c.Brokers {
+		if b == "" {
+			return fmt.Errorf("anomaly.state_log.brokers[%d]: empty; write host:port", i)
+		}
 	}
 	return nil
 }
 
-// StateLog makes a single-process engine's state survive restarts: it wraps
-// the engine as the pipeline's anomaly stage and, after each batch, writes the
-// latest state of every token the batch touched and its revocations to a
-// compacted topic (acks=all) before the batch can be committed. Restore reads
-// the whole topic back on start. A kill -9 then costs nothing but the replay
-// of the uncommitted batches, which the deterministic alert ids absorb.
+// StateLog makes a single-process engine's state survive restarts. It is two
+// stages: itself, which runs the engine in the anomaly stage's place, and
+// Persist, placed after the stages that make a batch's alerts durable (the
+// outbox), which writes the latest state of every token the batch touched and
+// its revocations to a compacted topic (acks=all) before the batch can be
+// committed. Restore reads the whole topic back on start.
+//
+// The order matters: state written before its alerts were durable would, after
+// a kill -9 between the two, make the replayed batch look already seen and its
+// alerts would be lost. Written after them, a kill -9 anywhere costs only the
+// replay of the uncommitted batches, whose alerts come out again with the same
+// deterministic ids.
 type StateLog struct {
 	engine *Engine
 	cfg    StateLogConfig
@@ -192,8 +200,8 @@ type StateLog struct {
 
 // NewStateLog creates the topic if needed and returns the stage.
 func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *slog.Logger) (*StateLog, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("anomaly.state_log: no brokers")
+	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
+		return nil, errors.New("anomaly.state_log: brokers and topic are required")
 	}
 	if err := ensureCompactedTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
 		return nil, err
@@ -232,12 +240,16 @@ func (s *StateLog) Restore(ctx context.Context) error {
 	return nil
 }
 
-// Process implements tokenwatch.Stage: the engine's Process, then the
-// changed states to the topic.
+// Process implements tokenwatch.Stage: the engine's Process.
 func (s *StateLog) Process(ctx context.Context, b *tokenwatch.Batch) error {
-	if err := s.engine.Process(ctx, b); err != nil {
-		return err
-	}
+	return s.engine.Process(ctx, b)
+}
+
+// Persist returns the stage that writes the batch's changed states to the
+// topic; place it after the alerts outbox.
+func (s *StateLog) Persist() tokenwatch.Stage { return tokenwatch.StageFunc(s.persist) }
+
+func (s *StateLog) persist(ctx context.Context, b *tokenwatch.Batch) error {
 	s.out, s.vals = changelogMessages(s.engine, b, nil, s.out[:0], s.vals[:0])
 	if len(s.out) == 0 {
 		return nil

@@ -48,6 +48,9 @@ func TestStateLogSurvivesRestart(t *testing.T) {
 	if err := first.Process(ctx, b); err != nil {
 		t.Fatal(err)
 	}
+	if err := first.Persist().Process(ctx, b); err != nil {
+		t.Fatal(err)
+	}
 	if len(b.Alerts) != 0 {
 		t.Fatalf("first batch raised %d alerts", len(b.Alerts))
 	}
