@@ -110,3 +110,29 @@ func ExampleChain() {
 	// store
 	// outbox
 }
+
+// Chain is on every batch's path in an owner: it must not allocate.
+func TestChainAllocs(t *testing.T) {
+	nop := tokenwatch.StageFunc(func(context.Context, *tokenwatch.Batch) error { return nil })
+	c := Chain(nop, nop, nop)
+	b := &tokenwatch.Batch{}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(100, func() { _ = c.Process(ctx, b) }); n != 0 {
+		t.Errorf("Chain.Process allocates %.0f times per batch, want 0", n)
+	}
+}
+
+func BenchmarkChain(b *testing.B) {
+	nop := tokenwatch.StageFunc(func(context.Context, *tokenwatch.Batch) error { return nil })
+	c := Chain(nop, nop, nop)
+	batch := &tokenwatch.Batch{Records: make([]tokenwatch.Record, 1), Uses: make([]tokenwatch.TokenUse, 1)}
+	batch.Records[0].Raw = make([]byte, 512)
+	ctx := context.Background()
+	b.SetBytes(int64(batch.Bytes()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Process(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
