@@ -40,8 +40,9 @@ deterministic alert ids.
 Run as many owners as the uses topic has partitions, or fewer; they may share
 the configuration file of stage one.
 
-SIGINT/SIGTERM: leave the group, finish the batches being processed (bounded
-by pipeline.shutdown_timeout), flush the outbox, exit 0.
+SIGINT/SIGTERM: stop consuming, finish the batches being processed (bounded
+by pipeline.shutdown_timeout; later ones stay uncommitted for the partition's
+next owner), flush the outbox, exit 0.
 
 Exit status: 0 stopped cleanly, 2 configuration, usage or I/O error.
 
