@@ -61,6 +61,13 @@ type results struct {
 	// StageSec is the time each pipeline stage spent on batches
 	// (tokenwatch_pipeline_stage_seconds_sum).
 	StageSec map[string]float64 `json:"stage_seconds"`
+	// Inserts, InsertSec, InsertErrors: the store's INSERTs (all tables),
+	// their total time and the failed attempts (retried).
+	Inserts      float64 `json:"clickhouse_inserts"`
+	InsertSec    float64 `json:"clickhouse_insert_seconds"`
+	InsertErrors float64 `json:"clickhouse_insert_errors"`
+	BatchSize    int     `json:"batch_size"`
+	InFlight     int     `json:"in_flight"`
 }
 
 func runBench(ctx context.Context, o options) error {
@@ -71,7 +78,7 @@ func runBench(ctx context.Context, o options) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench/e2e: "+f+"\n", a...) }
-	res := results{Machine: readMachine(runtime.NumCPU())}
+	res := results{Machine: readMachine(runtime.NumCPU()), BatchSize: o.batchSize, InFlight: o.inFlight}
 	bin := mustAbs(o.bin)
 
 	// Servers first: fail fast when they are not there.
@@ -150,8 +157,8 @@ func runBench(ctx context.Context, o options) error {
 		return err
 	}
 	if err := writeConfig(cfgPath, twConfig{
-		Telemetry: metricsAddr,
-		Broker:    o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, NoStore: o.noStore, Migrate: ch != nil && !ch.legacy,
+		Telemetry: metricsAddr, BatchSize: o.batchSize, InFlight: o.inFlight,
+		Broker: o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, NoStore: o.noStore, Migrate: ch != nil && !ch.legacy,
 		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: benchKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
@@ -217,8 +224,10 @@ func runBench(ctx context.Context, o options) error {
 	res.PeakRSSMiB = float64(hwm) / (1 << 20)
 	res.CPUSec = cpu.Seconds()
 	res.CPUPerGB = res.CPUSec / (float64(res.Bytes) / 1e9)
-	if res.StageSec, err = stageSeconds(metricsAddr); err != nil {
+	if m, err := scrapeMetrics(metricsAddr); err != nil {
 		logf("scrape /metrics of tokenwatch: %v", err)
+	} else {
+		res.StageSec, res.Inserts, res.InsertSec, res.InsertErrors = m.stageSec, m.inserts, m.insertSec, m.insertErrors
 	}
 	if trigStarted {
 		close(stopTrig)
@@ -277,6 +286,7 @@ func printResults(w *os.File, r results) {
 	} else {
 		fmt.Fprintf(w, "ClickHouse: %s.\n\n", r.Schema)
 	}
+	fmt.Fprintf(w, "tokenwatch: batches of %d records, %d in flight.\n\n", r.BatchSize, r.InFlight)
 	fmt.Fprintf(w, "| metric | value |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(w, "| %s | %s |\n", k, v) }
 	row("tokenwatch run throughput", fmt.Sprintf("%s records/s, %.1f MB/s", commas(int64(r.TWRecSec)), r.TWMBSec))
@@ -290,6 +300,9 @@ func printResults(w *os.File, r results) {
 		}
 		row("ClickHouse rows written", fmt.Sprintf("%s (%s)", commas(int64(r.CHRows)), strings.Join(by, ", ")))
 		row("ClickHouse rows/s (rows / wall time)", commas(int64(r.CHRowsSec)))
+		if r.Inserts > 0 {
+			row("ClickHouse INSERTs", fmt.Sprintf("%s, mean %.0f ms each, %.0f failed attempts retried", commas(int64(r.Inserts)), 1000*r.InsertSec/r.Inserts, r.InsertErrors))
+		}
 	}
 	row("alerts delivered (signed webhooks)", commas(int64(r.Alerts)))
 	row("alert latency p50 / p99 / max", fmt.Sprintf("%.0f ms / %.0f ms / %.0f ms (%d trigger alerts at %.1f/s, %d delivered)", r.LatP50ms, r.LatP99ms, r.LatMaxms, r.Triggers, r.TriggerRate, r.TriggersGot))

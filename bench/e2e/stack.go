@@ -295,6 +295,8 @@ type twConfig struct {
 	Partitions         int
 	Live               bool
 	NoStore            bool
+	BatchSize          int
+	InFlight           int
 	ClickHouse, DB     string
 	CHUser             string
 	Migrate            bool
@@ -312,12 +314,19 @@ ingest:
     brokers: [{{printf "%q" .Broker}}]
     group_id: {{.Group}}
     start_offset: earliest
+{{- if .BatchSize}}
+    batch_size: {{.BatchSize}}
+{{- end}}
     topics:
       - {name: {{.Topics.Auth}}, kind: auth}
       - {name: {{.Topics.App}}, kind: app}
       - {name: {{.Topics.Revocation}}, kind: revocation}
 {{- if .Live}}
       - {name: {{.Topics.Live}}, kind: app}
+{{- end}}
+{{- if .InFlight}}
+pipeline:
+  in_flight: {{.InFlight}}
 {{- end}}
 parse:
   trusted_proxies: [127.0.0.0/8, "::1/128", 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "fc00::/7"{{range .TrustedProxies}}, {{printf "%q" .}}{{end}}]
@@ -597,31 +606,47 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// stageSeconds scrapes tokenwatch's /metrics and returns the time spent in
-// each pipeline stage (tokenwatch_pipeline_stage_seconds_sum by stage).
-func stageSeconds(addr string) (map[string]float64, error) {
+// scraped holds what the benchmark reads from tokenwatch's /metrics.
+type scraped struct {
+	stageSec     map[string]float64 // tokenwatch_pipeline_stage_seconds_sum by stage
+	inserts      float64            // tokenwatch_store_insert_duration_seconds_count, all tables
+	insertSec    float64            // tokenwatch_store_insert_duration_seconds_sum, all tables
+	insertErrors float64            // tokenwatch_store_insert_errors_total, all tables
+}
+
+// scrapeMetrics reads tokenwatch's /metrics.
+func scrapeMetrics(addr string) (scraped, error) {
+	out := scraped{stageSec: map[string]float64{}}
 	cl := &http.Client{Timeout: 5 * time.Second}
 	resp, err := cl.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	const prefix = `tokenwatch_pipeline_stage_seconds_sum{stage="`
 	for sc.Scan() {
 		l := sc.Text()
-		rest, ok := strings.CutPrefix(l, prefix)
-		if !ok {
+		i := strings.LastIndexByte(l, ' ')
+		if i < 0 || strings.HasPrefix(l, "#") {
 			continue
 		}
-		stage, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err != nil {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			out[stage] = v
+		name, labels, _ := strings.Cut(l[:i], "{")
+		switch name {
+		case "tokenwatch_pipeline_stage_seconds_sum":
+			if stage, ok := strings.CutPrefix(labels, `stage="`); ok {
+				out.stageSec[strings.TrimSuffix(stage, `"}`)] = v
+			}
+		case "tokenwatch_store_insert_duration_seconds_count":
+			out.inserts += v
+		case "tokenwatch_store_insert_duration_seconds_sum":
+			out.insertSec += v
+		case "tokenwatch_store_insert_errors_total":
+			out.insertErrors += v
 		}
 	}
 	return out, sc.Err()
