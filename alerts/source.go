@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -183,6 +184,7 @@ type FileSource struct {
 	poll   time.Duration
 	// partial is a line read without its newline yet.
 	partial []byte
+	done    atomic.Int64 // pos, for caughtUp (read by another goroutine)
 }
 
 // NewFileSource opens path from the position stored in cursorPath (0 when none).
@@ -199,6 +201,7 @@ func NewFileSource(path, cursorPath string, bounded bool) (*FileSource, error) {
 			return nil, fmt.Errorf("cursor file %s does not hold a byte offset; delete it to start from the beginning", cursorPath)
 		}
 		s.pos = n
+		s.done.Store(n)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		f.Close()
 		return nil, fmt.Errorf("read cursor file %s: %w", cursorPath, err)
@@ -231,6 +234,7 @@ func (s *FileSource) Fetch(ctx context.Context) (*Item, error) {
 		if err == nil || (err == io.EOF && s.limit >= 0 && s.pos+int64(len(s.partial)) >= s.limit) {
 			// A whole line, or the rest of a bounded file.
 			s.pos += int64(len(s.partial))
+			s.done.Store(s.pos)
 			v := bytes.TrimSpace(s.partial)
 			s.partial = nil
 			if len(v) == 0 {
@@ -257,9 +261,12 @@ func (s *FileSource) Commit(_ context.Context, it *Item) error {
 // Close implements Source.
 func (s *FileSource) Close() error { return s.f.Close() }
 
+// caughtUp is called from another goroutine than Fetch (the in-process
+// dispatcher's drain loop), so it reads only the atomic copy of the position
+// of the last whole line handed out.
 func (s *FileSource) caughtUp() bool {
 	st, err := s.f.Stat()
-	return err == nil && s.br.Buffered() == 0 && s.pos+int64(len(s.partial)) >= st.Size()
+	return err == nil && s.done.Load() >= st.Size()
 }
 
 func (s *KafkaSource) caughtUp() bool { return s.r == nil || s.r.Lag() <= 0 }

@@ -386,6 +386,9 @@ func (o *Owner) Run(ctx context.Context) error {
 		return fmt.Errorf("anomaly owner: consumer group %s: %w", o.cfg.GroupID, err)
 	}
 	defer o.cl.Close()
+	// Leave the group before returning, so a stopped owner's partitions move
+	// at once rather than after the session timeout.
+	defer group.Close()
 	go func() {
 		<-ctx.Done()
 		group.Close()
