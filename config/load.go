@@ -25,6 +25,14 @@ func Load(path string) (Config, error) {
 	return Parse(data, path, os.Getenv)
 }
 
+// ErrSyntax marks a file that does not parse as YAML (errors.Is).
+var ErrSyntax = errors.New("not valid YAML")
+
+type syntaxError struct{ msg string }
+
+func (e *syntaxError) Error() string        { return e.msg }
+func (e *syntaxError) Is(target error) bool { return target == ErrSyntax }
+
 // Parse is Load on bytes; name labels errors (the file path, or "" for none),
 // getenv resolves ${NAME} (os.Getenv in production). When the only mistakes are
 // unknown keys, unset variables or type errors, the returned Config holds
@@ -34,6 +42,9 @@ func Load(path string) (Config, error) {
 // replaced by the variable's value; an unset variable is an error (an empty
 // one is not); $${ gives a literal ${. Keys, numbers, booleans and durations
 // are never expanded, so secrets (passwords, keys) are the intended use.
+//
+// A file that is not YAML at all fails with ErrSyntax and a zero Config:
+// there is nothing to validate then.
 func Parse(data []byte, name string, getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
 	var doc yaml.Node
@@ -42,7 +53,7 @@ func Parse(data []byte, name string, getenv func(string) string) (Config, error)
 		if errors.Is(err, io.EOF) {
 			return cfg, nil // empty file: all defaults
 		}
-		return Config{}, fmt.Errorf("%s: %w", label(name), err)
+		return Config{}, &syntaxError{fmt.Sprintf("%s: %v", label(name), err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {

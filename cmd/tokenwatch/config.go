@@ -38,8 +38,8 @@ func runConfig(_ context.Context, env *cliEnv, args []string) int {
 		}
 		cfg, err := config.Load(args[1])
 		var loadErr *fs.PathError
-		if errors.As(err, &loadErr) {
-			return printConfigProblems(env, err)
+		if errors.As(err, &loadErr) || errors.Is(err, config.ErrSyntax) {
+			return printConfigProblems(env, err) // nothing decoded to validate
 		}
 		// Load's mistakes (unknown keys, unset ${VARS}, types) and Validate's
 		// together, so one run lists everything to fix.

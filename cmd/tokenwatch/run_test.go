@@ -174,6 +174,13 @@ func TestConfigCommand(t *testing.T) {
 	if r := runCmd(t, nil, nil, "config", "validate", filepath.Join(t.TempDir(), "missing.yaml")); r.code != exitUsage || !strings.Contains(r.stdout, "missing.yaml") {
 		t.Fatalf("missing file: %d %q", r.code, r.stdout)
 	}
+	// A file that is not YAML gets one line saying so, not the mistakes of
+	// the empty configuration it would otherwise be validated as.
+	notYAML := filepath.Join(t.TempDir(), "broken.yaml")
+	os.WriteFile(notYAML, []byte("alerts:\n  sinks: [{secrets: [${X}]}]\n"), 0o644)
+	if r := runCmd(t, nil, nil, "config", "validate", notYAML); r.code != exitUsage || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "broken.yaml: yaml: ") {
+		t.Fatalf("broken YAML: %d %q", r.code, r.stdout)
+	}
 	d := runCmd(t, nil, nil, "config", "default")
 	if d.code != exitOK || !strings.Contains(d.stdout, "group_id: tokenwatch") {
 		t.Fatalf("default: %d %q", d.code, d.stderr)
