@@ -68,6 +68,7 @@ type results struct {
 	InsertErrors float64 `json:"clickhouse_insert_errors"`
 	BatchSize    int     `json:"batch_size"`
 	InFlight     int     `json:"in_flight"`
+	StateLog     bool    `json:"anomaly_state_log"`
 }
 
 func runBench(ctx context.Context, o options) error {
@@ -78,7 +79,7 @@ func runBench(ctx context.Context, o options) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench/e2e: "+f+"\n", a...) }
-	res := results{Machine: readMachine(runtime.NumCPU()), BatchSize: o.batchSize, InFlight: o.inFlight}
+	res := results{Machine: readMachine(runtime.NumCPU()), BatchSize: o.batchSize, InFlight: o.inFlight, StateLog: !o.noStateLog}
 	bin := mustAbs(o.bin)
 
 	// Servers first: fail fast when they are not there.
@@ -151,6 +152,9 @@ func runBench(ctx context.Context, o options) error {
 		return err
 	}
 	group := prefix + "-tokenwatch"
+	if err := createStateTopic(ctx, o.brokers, group); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(runDir, "tokenwatch.yaml")
 	metricsAddr, err := freePort()
 	if err != nil {
@@ -158,7 +162,7 @@ func runBench(ctx context.Context, o options) error {
 	}
 	if err := writeConfig(cfgPath, twConfig{
 		Telemetry: metricsAddr, BatchSize: o.batchSize, InFlight: o.inFlight,
-		Broker: o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, NoStore: o.noStore, Migrate: ch != nil && !ch.legacy,
+		Broker: o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, NoStore: o.noStore, NoStateLog: o.noStateLog, Migrate: ch != nil && !ch.legacy,
 		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: benchKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
@@ -286,7 +290,7 @@ func printResults(w *os.File, r results) {
 	} else {
 		fmt.Fprintf(w, "ClickHouse: %s.\n\n", r.Schema)
 	}
-	fmt.Fprintf(w, "tokenwatch: batches of %d records, %d in flight.\n\n", r.BatchSize, r.InFlight)
+	fmt.Fprintf(w, "tokenwatch: batches of %d records, %d in flight, anomaly state log %s.\n\n", r.BatchSize, r.InFlight, map[bool]string{true: "on", false: "off"}[r.StateLog])
 	fmt.Fprintf(w, "| metric | value |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(w, "| %s | %s |\n", k, v) }
 	row("tokenwatch run throughput", fmt.Sprintf("%s records/s, %.1f MB/s", commas(int64(r.TWRecSec)), r.TWMBSec))

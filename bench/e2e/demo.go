@@ -71,9 +71,12 @@ func runDemo(ctx context.Context, o options) error {
 		return err
 	}
 	group := prefix
+	if err := createStateTopic(ctx, o.brokers, group); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(runDir, "tokenwatch.yaml")
 	if err := writeConfig(cfgPath, twConfig{
-		Broker: o.brokers, Group: group, Topics: tp, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, Migrate: false,
+		Broker: o.brokers, Group: group, Topics: tp, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, Migrate: false, NoStateLog: o.noStateLog,
 		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: demoKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {

@@ -52,7 +52,7 @@ func TestConfigTemplate(t *testing.T) {
 		c    twConfig
 	}{
 		{"bench", twConfig{Live: true, Telemetry: "127.0.0.1:9999", BatchSize: 16384, InFlight: 4, Migrate: false}},
-		{"bench without store", twConfig{Live: true, NoStore: true}},
+		{"bench without store", twConfig{Live: true, NoStore: true, NoStateLog: true}},
 		{"demo", twConfig{Migrate: true, CHUser: "tokenwatch"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +107,9 @@ func TestConfigTemplate(t *testing.T) {
 			}
 			if c.InFlight != 0 && cfg.Pipeline.InFlight != c.InFlight {
 				t.Errorf("in_flight %d, want %d", cfg.Pipeline.InFlight, c.InFlight)
+			}
+			if cfg.Anomaly.StateLog.Disabled != c.NoStateLog {
+				t.Errorf("anomaly.state_log.disabled %v, want %v", cfg.Anomaly.StateLog.Disabled, c.NoStateLog)
 			}
 			if cfg.Telemetry.Listen != c.Telemetry {
 				t.Errorf("telemetry.listen %q, want %q", cfg.Telemetry.Listen, c.Telemetry)

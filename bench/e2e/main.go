@@ -63,6 +63,7 @@ type options struct {
 	keep       bool
 	demo       bool
 	noStore    bool
+	noStateLog bool
 	batchSize  int
 	inFlight   int
 	demoUsers  int
@@ -89,6 +90,7 @@ func main() {
 	flag.BoolVar(&o.noStore, "no-clickhouse", false, "benchmark tokenwatch run without the ClickHouse stage (to see what the store costs)")
 	flag.IntVar(&o.batchSize, "batch-size", 4096, "tokenwatch's ingest.kafka.batch_size (records per batch)")
 	flag.IntVar(&o.inFlight, "in-flight", 2, "tokenwatch's pipeline.in_flight (batches read ahead)")
+	flag.BoolVar(&o.noStateLog, "no-state-log", false, "run tokenwatch with anomaly.state_log disabled")
 	flag.BoolVar(&o.demo, "demo", false, "run the demo scenario through Kafka and ClickHouse (make demo-stack) instead of the benchmark")
 	flag.IntVar(&o.demoUsers, "users", 200, "demo mode: background users of the scenario")
 	flag.StringVar(&o.database, "database", "tokenwatch", "demo mode: ClickHouse database (the dashboards read tokenwatch); the benchmark uses a fresh one per run")

@@ -103,7 +103,7 @@ func loadScenario(dir string, cfg scenario.Config, logf func(string, ...any)) (*
 
 // createTopic creates topic with n partitions (replication 1) and waits until
 // its partitions have leaders.
-func createTopic(ctx context.Context, broker, topic string, n int) error {
+func createTopic(ctx context.Context, broker, topic string, n int, entries ...kafka.ConfigEntry) error {
 	conn, err := kafka.DialContext(ctx, "tcp", broker)
 	if err != nil {
 		return usageError{fmt.Errorf("kafka %s not reachable (make servers-up, or docker compose up): %w", broker, err)}
@@ -118,7 +118,7 @@ func createTopic(ctx context.Context, broker, topic string, n int) error {
 		return fmt.Errorf("dial the kafka controller: %w", err)
 	}
 	defer cc.Close()
-	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: n, ReplicationFactor: 1}); err != nil {
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: n, ReplicationFactor: 1, ConfigEntries: entries}); err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	for deadline := time.Now().Add(time.Minute); ; {
@@ -127,7 +127,7 @@ func createTopic(ctx context.Context, broker, topic string, n int) error {
 		for _, p := range parts {
 			ok = ok && p.Leader.ID >= 0 && p.Leader.Host != ""
 		}
-		if ok {
+		if ok && partitionsServe(ctx, broker, topic, n) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -135,6 +135,33 @@ func createTopic(ctx context.Context, broker, topic string, n int) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// partitionsServe reports whether the leader of each partition answers a
+// ListOffsets for it (metadata can name a leader before it serves).
+func partitionsServe(ctx context.Context, broker, topic string, n int) bool {
+	for p := range n {
+		conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
+		if err != nil {
+			return false
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// createStateTopic creates tokenwatch's anomaly state log topic
+// (<group>-anomaly-state: compacted, 4 partitions, as tokenwatch would create
+// it) and waits until it is served, as a deployment would provision it:
+// tokenwatch run reads it right after creating it itself, which can fail
+// while the new topic's partitions have no leader yet.
+func createStateTopic(ctx context.Context, broker, group string) error {
+	return createTopic(ctx, broker, group+"-anomaly-state", 4, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
 }
 
 // produceCorpus writes every record, in order, to the topic of its kind; the
@@ -295,6 +322,7 @@ type twConfig struct {
 	Partitions         int
 	Live               bool
 	NoStore            bool
+	NoStateLog         bool
 	BatchSize          int
 	InFlight           int
 	ClickHouse, DB     string
@@ -327,6 +355,10 @@ ingest:
 {{- if .InFlight}}
 pipeline:
   in_flight: {{.InFlight}}
+{{- end}}
+{{- if .NoStateLog}}
+anomaly:
+  state_log: {disabled: true}
 {{- end}}
 parse:
   trusted_proxies: [127.0.0.0/8, "::1/128", 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "fc00::/7"{{range .TrustedProxies}}, {{printf "%q" .}}{{end}}]
