@@ -176,7 +176,11 @@ func runDemo(ctx context.Context, o options) error {
 	for _, a := range score.FalseAlerts {
 		fmt.Fprintf(w, "  FALSE %s: %s\n", a.Type, a.Summary)
 	}
-	if err := printClickHouse(ctx, w, ch); err != nil {
+	ids := make([]string, len(delivered))
+	for i, a := range delivered {
+		ids[i] = a.ID
+	}
+	if err := printClickHouse(ctx, w, ch, prefix, ids); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\nDashboards: point Grafana's ClickHouse datasource at database %s (docs/dashboards.md).\n", db)
@@ -210,20 +214,30 @@ func printAlerts(w *os.File, delivered []tokenwatch.Alert, rejected int) {
 	}
 }
 
-// printClickHouse reads back what the dashboards show: rows per table, alerts
-// per type, leak findings per service.
-func printClickHouse(ctx context.Context, w *os.File, ch *chDB) error {
-	counts, err := ch.counts(ctx)
-	if err != nil {
-		return err
+// printClickHouse reads back what the dashboards show, for this run's rows
+// (source topics named prefix-…, the alerts delivered): rows per table, alerts
+// per type, leak findings per service, token uses per country.
+func printClickHouse(ctx context.Context, w *os.File, ch *chDB, prefix string, alertIDs []string) error {
+	db := ch.db
+	fromRun := "source LIKE '" + prefix + "-%'"
+	inAlerts := "id IN ('" + strings.Join(alertIDs, "','") + "')"
+	if len(alertIDs) == 0 {
+		inAlerts = "0"
 	}
-	fmt.Fprintf(w, "\nRead back from ClickHouse (database %s):\n", ch.db)
-	fmt.Fprintf(w, "  rows: token_events %s, findings %s, alerts %s, revocations %s\n",
-		commas(int64(counts["token_events"])), commas(int64(counts["findings"])), commas(int64(counts["alerts"])), commas(int64(counts["revocations"])))
+	fmt.Fprintf(w, "\nRead back from ClickHouse (database %s, this run's rows; earlier runs' stay there too):\n", db)
+	var counts []string
+	for _, q := range []struct{ table, where string }{{"token_events", fromRun}, {"findings", fromRun}, {"alerts", inAlerts}, {"revocations", fromRun}} {
+		var n uint64
+		if err := ch.conn.QueryRow(ctx, "SELECT count() FROM "+db+"."+q.table+" WHERE "+q.where).Scan(&n); err != nil {
+			return fmt.Errorf("count %s.%s: %w", db, q.table, err)
+		}
+		counts = append(counts, fmt.Sprintf("%s %s", q.table, commas(int64(n))))
+	}
+	fmt.Fprintf(w, "  rows: %s\n", strings.Join(counts, ", "))
 	for _, q := range []struct{ title, sql string }{
-		{"alerts per type", "SELECT type, toString(uniqExact(id)) FROM " + ch.db + ".alerts GROUP BY type ORDER BY type"},
-		{"leak findings per service", "SELECT service, toString(uniqExact(row_id)) FROM " + ch.db + ".findings GROUP BY service ORDER BY service"},
-		{"token uses per country (top 5)", "SELECT country, toString(uniqExact(row_id)) AS n FROM " + ch.db + ".token_events WHERE leak = 0 GROUP BY country ORDER BY uniqExact(row_id) DESC LIMIT 5"},
+		{"alerts per type", "SELECT type, toString(uniqExact(id)) FROM " + db + ".alerts WHERE " + inAlerts + " GROUP BY type ORDER BY type"},
+		{"leak findings per service", "SELECT service, toString(uniqExact(row_id)) FROM " + db + ".findings WHERE " + fromRun + " GROUP BY service ORDER BY service"},
+		{"token uses per country (top 5)", "SELECT country, toString(uniqExact(row_id)) AS n FROM " + db + ".token_events WHERE leak = 0 AND " + fromRun + " GROUP BY country ORDER BY uniqExact(row_id) DESC LIMIT 5"},
 	} {
 		rows, err := ch.conn.Query(ctx, q.sql)
 		if err != nil {
