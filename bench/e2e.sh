@@ -8,7 +8,8 @@
 #
 #   bench/e2e.sh [-small | -size 1GB] [other bench/e2e flags]
 #
-# Default: a ~1 GB corpus (about 15 minutes on 2 busy cores); -small: ~40 MB,
+# Default: a ~1 GB corpus (2-4 minutes on 2 shared cores, plus ~35 s to generate
+# it the first time); -small: ~40 MB,
 # about a minute. Corpora are cached under .cache/bench-e2e/; results go to
 # .cache/bench-e2e/result-<time>.json as well.
 set -euo pipefail

@@ -48,6 +48,7 @@ type results struct {
 	CHRows      uint64            `json:"clickhouse_rows"`
 	CHRowsSec   float64           `json:"clickhouse_rows_per_second"`
 	CHRowsBy    map[string]uint64 `json:"clickhouse_rows_by_table,omitempty"`
+	CHDistinct  map[string]uint64 `json:"clickhouse_distinct_by_table,omitempty"`
 	Alerts      int               `json:"alerts_delivered"`
 	Triggers    int               `json:"triggers"`
 	TriggersGot int               `json:"triggers_delivered"`
@@ -115,6 +116,13 @@ func runBench(ctx context.Context, o options) error {
 
 	prefix := fmt.Sprintf("tw-e2e-%d", stamp)
 	tp := newTopics(prefix)
+	if !o.keep {
+		defer func() {
+			if err := deleteTopics(o.brokers, prefix+"-"); err != nil {
+				logf("delete the run's topics: %v", err)
+			}
+		}()
+	}
 	parts := map[string]int{tp.Auth: o.partitions, tp.App: o.partitions, tp.Revocation: 1}
 	for t, n := range map[string]int{tp.Auth: o.partitions, tp.App: o.partitions, tp.Revocation: 1, tp.Live: 1, tp.Outbox: 2, tp.DLQ: 1} {
 		if err := createTopic(ctx, o.brokers, t, n); err != nil {
@@ -253,6 +261,9 @@ func runBench(ctx context.Context, o options) error {
 			res.CHRows += v
 		}
 		res.CHRowsSec = float64(res.CHRows) / res.TWWallSec
+		if res.CHDistinct, err = ch.distinct(ctx); err != nil {
+			return err
+		}
 	}
 	stopped = true
 	if err := p.stop(90 * time.Second); err != nil {
@@ -303,6 +314,11 @@ func printResults(w *os.File, r results) {
 			by = append(by, fmt.Sprintf("%s %s", t, commas(int64(r.CHRowsBy[t]))))
 		}
 		row("ClickHouse rows written", fmt.Sprintf("%s (%s)", commas(int64(r.CHRows)), strings.Join(by, ", ")))
+		var dup []string
+		for _, t := range []string{"token_events", "findings", "alerts", "revocations"} {
+			dup = append(dup, fmt.Sprintf("%s %s", t, commas(int64(r.CHDistinct[t]))))
+		}
+		row("distinct rows (uniqExact of the row or alert id)", strings.Join(dup, ", "))
 		row("ClickHouse rows/s (rows / wall time)", commas(int64(r.CHRowsSec)))
 		if r.Inserts > 0 {
 			row("ClickHouse INSERTs", fmt.Sprintf("%s, mean %.0f ms each, %.0f failed attempts retried", commas(int64(r.Inserts)), 1000*r.InsertSec/r.Inserts, r.InsertErrors))

@@ -86,7 +86,7 @@ func main() {
 	flag.IntVar(&o.partitions, "partitions", 4, "partitions of the auth and app topics")
 	flag.Uint64Var(&o.seed, "seed", 1, "scenario seed")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
-	flag.BoolVar(&o.keep, "keep", false, "keep the ClickHouse database of the run (dropped otherwise)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the run's Kafka topics and ClickHouse database (deleted otherwise)")
 	flag.BoolVar(&o.noStore, "no-clickhouse", false, "benchmark tokenwatch run without the ClickHouse stage (to see what the store costs)")
 	flag.IntVar(&o.batchSize, "batch-size", 4096, "tokenwatch's ingest.kafka.batch_size (records per batch)")
 	flag.IntVar(&o.inFlight, "in-flight", 2, "tokenwatch's pipeline.in_flight (batches read ahead)")
@@ -97,6 +97,7 @@ func main() {
 	flag.StringVar(&o.chUser, "ch-user", envOr("CLICKHOUSE_USER", "default"), "ClickHouse user (docker compose: tokenwatch)")
 	flag.StringVar(&o.chPassword, "ch-password", os.Getenv("CLICKHOUSE_PASSWORD"), "ClickHouse password (default $CLICKHOUSE_PASSWORD; docker compose: tokenwatch)")
 	flag.StringVar(&o.timeout, "timeout", "60m", "give up after this long")
+	cleanup := flag.Bool("delete-bench-topics", false, "delete every topic named tw-e2e-* (left by runs with -keep or interrupted runs) and exit")
 	flag.Parse()
 	n, err := parseSize(*size)
 	if err != nil || n <= 0 {
@@ -106,6 +107,13 @@ func main() {
 	o.size = n
 	if o.small {
 		o.size = 40 << 20
+	}
+	if *cleanup {
+		if err := deleteTopics(o.brokers, "tw-e2e-"); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/e2e:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -155,6 +155,41 @@ func partitionsServe(ctx context.Context, broker, topic string, n int) bool {
 	return true
 }
 
+// deleteTopics deletes the topics that exist and whose names start with
+// prefix (the benchmark's corpus is a gigabyte per run).
+func deleteTopics(broker, prefix string) error {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, p := range parts {
+		if strings.HasPrefix(p.Topic, prefix) && !seen[p.Topic] {
+			seen[p.Topic] = true
+			names = append(names, p.Topic)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return err
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	return cc.DeleteTopics(names...)
+}
+
 // createStateTopic creates tokenwatch's anomaly state log topic
 // (<group>-anomaly-state: compacted, 4 partitions, as tokenwatch would create
 // it) and waits until it is served, as a deployment would provision it:
@@ -302,6 +337,21 @@ func (c *chDB) counts(ctx context.Context) (map[string]uint64, error) {
 		var n uint64
 		if err := c.conn.QueryRow(ctx, "SELECT count() FROM "+c.db+"."+t).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count %s.%s: %w", c.db, t, err)
+		}
+		out[t] = n
+	}
+	return out, nil
+}
+
+// distinct returns the rows each table holds once duplicates are folded
+// (uniqExact of the row id; alerts: of the alert id), which a replay after a
+// redelivery must not change.
+func (c *chDB) distinct(ctx context.Context) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for t, key := range map[string]string{"token_events": "row_id", "findings": "row_id", "alerts": "id", "revocations": "row_id"} {
+		var n uint64
+		if err := c.conn.QueryRow(ctx, "SELECT uniqExact("+key+") FROM "+c.db+"."+t).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count distinct %s.%s: %w", c.db, t, err)
 		}
 		out[t] = n
 	}
