@@ -297,7 +297,32 @@ func ensureCompactedTopic(ctx context.Context, brokers []string, topic string) e
 			lastErr = err
 			continue
 		}
-		return nil
+		return waitServing(ctx, brokers, topic)
 	}
 	return fmt.Errorf("anomaly.state_log: create topic %s: %w", topic, lastErr)
+}
+
+// waitServing waits (up to 30 s) until every partition of a new topic has a
+// leader that answers for it: metadata can name a leader a moment before it
+// serves, and a write then fails with "Unknown Topic Or Partition".
+func waitServing(ctx context.Context, brokers []string, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var err error
+	for {
+		var n int
+		if n, err = partitionCount(ctx, brokers, topic); err == nil {
+			for p := 0; p < n && err == nil; p++ {
+				_, _, err = partitionOffsets(ctx, brokers, topic, p)
+			}
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("anomaly.state_log: topic %s does not serve yet: %w", topic, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
