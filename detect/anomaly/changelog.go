@@ -214,14 +214,34 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,
 			BatchSize:    1 << 14,
-			BatchBytes:   16 << 20,
+			// Under the broker's default message.max.bytes (1 MB): a large
+			// batch's states are split over several requests.
+			BatchBytes:   900_000,
 			BatchTimeout: time.Millisecond,
 		},
 	}, nil
 }
 
-// Restore rebuilds the engine's state from every partition of the topic.
+// Restore rebuilds the engine's state from every partition of the topic,
+// retrying for up to a minute while the brokers settle (a new topic's
+// partitions may answer "not leader" for a moment).
 func (s *StateLog) Restore(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := s.restore(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		s.log.Warn("anomaly: restore state failed; retrying", "topic", s.cfg.Topic, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *StateLog) restore(ctx context.Context) error {
 	start := time.Now()
 	n, err := partitionCount(ctx, s.cfg.Brokers, s.cfg.Topic)
 	if err != nil {
