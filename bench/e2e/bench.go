@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/tokenwatch/tokenwatch/alerts/receiver"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -150,11 +151,11 @@ func runBench(ctx context.Context, o options) error {
 
 	// 2. tokenwatch run.
 	lat := &latencies{sent: map[string]time.Time{}}
-	recv, err := startReceiver(lat.received)
+	recv, err := receiver.Start(lat.received)
 	if err != nil {
 		return err
 	}
-	defer recv.close()
+	defer recv.Close()
 	runDir := filepath.Join(o.cacheDir, "run-"+strconv.FormatInt(stamp, 10))
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
@@ -171,7 +172,7 @@ func runBench(ctx context.Context, o options) error {
 	if err := writeConfig(cfgPath, twConfig{
 		Telemetry: metricsAddr, BatchSize: o.batchSize, InFlight: o.inFlight,
 		Broker: o.brokers, Group: group, Topics: tp, Live: true, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, NoStore: o.noStore, NoStateLog: o.noStateLog, Migrate: ch != nil && !ch.legacy,
-		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: benchKey,
+		WebhookURL: recv.URL, Secret: recv.Secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: benchKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
 		return err
@@ -222,7 +223,7 @@ func runBench(ctx context.Context, o options) error {
 		}
 		if now.Sub(lastLog) > 10*time.Second {
 			lastLog = now
-			logf("tokenwatch: %d/%d records committed, %d alerts received, load %s", n, res.Records, recv.count(), loadAvg())
+			logf("tokenwatch: %d/%d records committed, %d alerts received, load %s", n, res.Records, recv.Count(), loadAvg())
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("timed out with %d/%d records committed: %w", n, res.Records, ctx.Err())
@@ -269,13 +270,13 @@ func runBench(ctx context.Context, o options) error {
 	if err := p.stop(90 * time.Second); err != nil {
 		logf("tokenwatch stop: %v", err)
 	}
-	res.Alerts = recv.count()
+	res.Alerts = recv.Count()
 	res.Triggers, res.TriggersGot, res.TriggerRate = trig.sentCount(), lat.count(), trig.achievedRate()
 	res.LatP50ms, res.LatP99ms, res.LatMaxms = lat.percentiles()
 	res.Ratio = res.TWRecSec / res.BareRecSec
 	res.LoadEnd = loadAvg()
-	if recv.rejected.Load() > 0 {
-		return fmt.Errorf("the receiver rejected %d webhooks (bad signature)", recv.rejected.Load())
+	if recv.Rejected.Load() > 0 {
+		return fmt.Errorf("the receiver rejected %d webhooks (bad signature)", recv.Rejected.Load())
 	}
 	printResults(os.Stdout, res)
 	if o.jsonOut != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/tokenwatch/tokenwatch/alerts/receiver"
 	"os"
 	"path/filepath"
 	"sort"
@@ -61,11 +62,11 @@ func runDemo(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	recv, err := startReceiver(nil)
+	recv, err := receiver.Start(nil)
 	if err != nil {
 		return err
 	}
-	defer recv.close()
+	defer recv.Close()
 	runDir := filepath.Join(o.cacheDir, "demo-run-"+strconv.FormatInt(stamp, 10))
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
@@ -77,7 +78,7 @@ func runDemo(ctx context.Context, o options) error {
 	cfgPath := filepath.Join(runDir, "tokenwatch.yaml")
 	if err := writeConfig(cfgPath, twConfig{
 		Broker: o.brokers, Group: group, Topics: tp, ClickHouse: o.clickhouse, DB: db, CHUser: o.chUser, Migrate: false, NoStateLog: o.noStateLog,
-		WebhookURL: recv.url, Secret: recv.secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: demoKey,
+		WebhookURL: recv.URL, Secret: recv.Secret, StateFile: filepath.Join(runDir, "alerts-state.json"), Key: demoKey,
 		Dir: mustAbs(c.dir), TrustedProxies: scenario.TrustedProxies,
 	}); err != nil {
 		return err
@@ -134,7 +135,7 @@ func runDemo(ctx context.Context, o options) error {
 		}
 		if time.Since(last) > 2*time.Second {
 			last = time.Now()
-			fmt.Fprintf(os.Stderr, "  %3.0f%%  %d/%d records consumed  %d webhooks received\n", 100*float64(n)/float64(total), n, total, recv.count())
+			fmt.Fprintf(os.Stderr, "  %3.0f%%  %d/%d records consumed  %d webhooks received\n", 100*float64(n)/float64(total), n, total, recv.Count())
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("timed out with %d/%d records committed: %w", n, total, ctx.Err())
@@ -144,7 +145,7 @@ func runDemo(ctx context.Context, o options) error {
 	elapsed := time.Since(start)
 	// The dispatcher runs after the commits: wait until the webhooks stop coming.
 	for prev, quiet := -1, 0; quiet < 15; time.Sleep(200 * time.Millisecond) {
-		if n := recv.count(); n != prev {
+		if n := recv.Count(); n != prev {
 			prev, quiet = n, 0
 		} else {
 			quiet++
@@ -154,9 +155,9 @@ func runDemo(ctx context.Context, o options) error {
 	if err := p.stop(90 * time.Second); err != nil {
 		logf("tokenwatch stop: %v", err)
 	}
-	fmt.Fprintf(os.Stderr, "  100%%  %d/%d records committed  %d webhooks received\n", total, total, recv.count())
+	fmt.Fprintf(os.Stderr, "  100%%  %d/%d records committed  %d webhooks received\n", total, total, recv.Count())
 
-	delivered := recv.alerts()
+	delivered := recv.Alerts()
 	sort.SliceStable(delivered, func(i, j int) bool { return delivered[i].EventTime.Before(delivered[j].EventTime) })
 	scoreAlerts := make([]scenario.Alert, len(delivered))
 	for i, a := range delivered {
@@ -166,7 +167,7 @@ func runDemo(ctx context.Context, o options) error {
 	w := os.Stdout
 	fmt.Fprintf(w, "\nThrough Kafka (%s) and ClickHouse %s (%s): %d records (%.1f MB) consumed in %s.\n",
 		o.brokers, ch.version, o.clickhouse, total, float64(c.bytes)/1e6, elapsed.Round(time.Millisecond))
-	printAlerts(w, delivered, int(recv.rejected.Load()))
+	printAlerts(w, delivered, int(recv.Rejected.Load()))
 	fmt.Fprintf(w, "\nScored against what the generator planted:\n")
 	fmt.Fprintf(w, "  incidents caught: %d/%d   false alerts on benign look-alikes and ordinary traffic: %d\n", score.Detected, score.Incidents, len(score.FalseAlerts))
 	fmt.Fprintf(w, "  posture cases reported: %d/%d   unplanned posture findings: %d\n", score.PostureDetected, score.PostureCases, len(score.PostureFalse))

@@ -3,10 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/template"
 	"time"
@@ -530,103 +524,6 @@ func procStats(pid int) (hwmBytes int64, cpu time.Duration, err error) {
 	stt, _ := strconv.ParseInt(rest[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
 	return hwmBytes, time.Duration(ut+stt) * time.Second / clkTck, nil
-}
-
-// --- the webhook receiver -------------------------------------------------
-
-// receiver checks every Standard Webhooks signature and keeps each alert once
-// per webhook-id, with the time it arrived.
-type receiver struct {
-	url, secret string
-	key         []byte
-	srv         *http.Server
-	rejected    atomic.Int64
-
-	mu     sync.Mutex
-	seen   map[string]bool
-	got    []tokenwatch.Alert
-	onRecv func(tokenwatch.Alert, time.Time)
-}
-
-func startReceiver(onRecv func(tokenwatch.Alert, time.Time)) (*receiver, error) {
-	key := make([]byte, 24)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("start the webhook receiver: %w", err)
-	}
-	r := &receiver{url: "http://" + ln.Addr().String() + "/tokenwatch", secret: "whsec_" + base64.StdEncoding.EncodeToString(key), key: key, seen: map[string]bool{}, onRecv: onRecv}
-	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
-	go r.srv.Serve(ln)
-	return r, nil
-}
-
-func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	now := time.Now()
-	body, err := io.ReadAll(io.LimitReader(req.Body, 4<<20))
-	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
-	mac := hmac.New(sha256.New, r.key)
-	fmt.Fprintf(mac, "%s.%s.", id, ts)
-	mac.Write(body)
-	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	ok := false
-	for _, sig := range strings.Fields(req.Header.Get("webhook-signature")) {
-		ok = ok || hmac.Equal([]byte(sig), []byte(want))
-	}
-	var a tokenwatch.Alert
-	if !ok || json.Unmarshal(body, &a) != nil {
-		r.rejected.Add(1)
-		http.Error(w, "bad signature or body", http.StatusUnauthorized)
-		return
-	}
-	r.mu.Lock()
-	fresh := !r.seen[id]
-	if fresh {
-		r.seen[id] = true
-		r.got = append(r.got, a)
-	}
-	r.mu.Unlock()
-	if fresh && r.onRecv != nil {
-		r.onRecv(a, now)
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got)
-}
-
-// alerts returns the newest update of each alert id, in arrival order.
-func (r *receiver) alerts() []tokenwatch.Alert {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	idx := map[string]int{}
-	var out []tokenwatch.Alert
-	for _, a := range r.got {
-		if i, ok := idx[a.ID]; ok {
-			if a.Update >= out[i].Update {
-				out[i] = a
-			}
-			continue
-		}
-		idx[a.ID] = len(out)
-		out = append(out, a)
-	}
-	return out
-}
-
-func (r *receiver) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = r.srv.Shutdown(ctx)
 }
 
 // --- the machine -----------------------------------------------------------

@@ -3,18 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,6 +19,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/alerts"
+	"github.com/tokenwatch/tokenwatch/alerts/receiver"
 	"github.com/tokenwatch/tokenwatch/bench/scenario"
 	"github.com/tokenwatch/tokenwatch/config"
 	"github.com/tokenwatch/tokenwatch/pipeline"
@@ -101,11 +96,11 @@ func (d *demo) run(ctx context.Context, sc scenario.Config) (int, error) {
 		return 0, err
 	}
 
-	recv, err := startReceiver()
+	recv, err := receiver.Start(nil)
 	if err != nil {
 		return 0, err
 	}
-	defer recv.close()
+	defer recv.Close()
 
 	cfg := d.config(dir, recv)
 	if err := cfg.Validate(); err != nil {
@@ -149,7 +144,9 @@ func (d *demo) run(ctx context.Context, sc scenario.Config) (int, error) {
 		return 0, runErr
 	}
 
-	delivered := recv.alerts()
+	// The newest update of each delivered alert, by event time.
+	delivered := recv.Alerts()
+	sort.SliceStable(delivered, func(i, j int) bool { return delivered[i].EventTime.Before(delivered[j].EventTime) })
 	if err := writeAlerts(filepath.Join(d.out, "alerts.jsonl"), delivered); err != nil {
 		return 0, err
 	}
@@ -170,7 +167,7 @@ func (d *demo) run(ctx context.Context, sc scenario.Config) (int, error) {
 }
 
 // config is the embedded default configuration of the demo.
-func (d *demo) config(dir string, recv *receiver) config.Config {
+func (d *demo) config(dir string, recv *receiver.Receiver) config.Config {
 	cfg := config.DefaultConfig()
 	cfg.Detect.FingerprintKey = demoKey
 	cfg.Parse.TrustedProxies = append(cfg.Parse.TrustedProxies, scenario.TrustedProxies...)
@@ -183,7 +180,7 @@ func (d *demo) config(dir string, recv *receiver) config.Config {
 	cfg.Telemetry.Listen = ""
 	cfg.Alerts.Outbox.File = filepath.Join(d.out, "outbox.jsonl")
 	cfg.Alerts.Outbox.Brokers = nil
-	cfg.Alerts.Sinks = []alerts.SinkConfig{{Name: "demo-webhook", Type: alerts.SinkWebhook, URL: recv.url, Secrets: []string{recv.secret}, Template: "raw", Timeout: 5 * time.Second}}
+	cfg.Alerts.Sinks = []alerts.SinkConfig{{Name: "demo-webhook", Type: alerts.SinkWebhook, URL: recv.URL, Secrets: []string{recv.Secret}, Template: "raw", Timeout: 5 * time.Second}}
 	cfg.Alerts.DefaultSinks = []string{"demo-webhook"}
 	cfg.Alerts.Dispatcher.InProcess = true
 	cfg.Alerts.Dispatcher.StateFile = filepath.Join(d.out, "alerts-state.json")
@@ -193,7 +190,7 @@ func (d *demo) config(dir string, recv *receiver) config.Config {
 
 // progress prints a live progress line until the returned stop is called:
 // redrawn in place on a terminal, one line every two seconds otherwise.
-func (d *demo) progress(st *demoStats, recv *receiver, total int, start time.Time) (stop func()) {
+func (d *demo) progress(st *demoStats, recv *receiver.Receiver, total int, start time.Time) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -205,7 +202,7 @@ func (d *demo) progress(st *demoStats, recv *receiver, total int, start time.Tim
 		n, b := st.records.Load(), st.bytes.Load()
 		secs := time.Since(start).Seconds()
 		return fmt.Sprintf("  %3.0f%%  %d/%d records  %.1f MB/s  %d credentials  %d alerts raised  %d webhooks received",
-			100*float64(n)/float64(max(total, 1)), n, total, float64(b)/1e6/max(secs, 1e-3), st.findings.Load(), st.alertCount.Load(), recv.count())
+			100*float64(n)/float64(max(total, 1)), n, total, float64(b)/1e6/max(secs, 1e-3), st.findings.Load(), st.alertCount.Load(), recv.Count())
 	}
 	go func() {
 		defer wg.Done()
@@ -232,7 +229,7 @@ func (d *demo) progress(st *demoStats, recv *receiver, total int, start time.Tim
 	return func() { close(done); wg.Wait() }
 }
 
-func (d *demo) summary(st *demoStats, recv *receiver, delivered []tokenwatch.Alert, score *scenario.Report, total int, size int64, elapsed time.Duration, reportPath string) {
+func (d *demo) summary(st *demoStats, recv *receiver.Receiver, delivered []tokenwatch.Alert, score *scenario.Report, total int, size int64, elapsed time.Duration, reportPath string) {
 	w := d.env.stdout
 	fmt.Fprintf(w, "\nScanned %d records (%.1f MB) in %s: %d credentials in %d token uses and leaks.\n",
 		total, float64(size)/1e6, elapsed.Round(time.Millisecond), st.findings.Load(), st.uses.Load())
@@ -248,7 +245,7 @@ func (d *demo) summary(st *demoStats, recv *receiver, delivered []tokenwatch.Ale
 		types = append(types, t)
 	}
 	sort.Strings(types)
-	fmt.Fprintf(w, "\nAlerts delivered to the local webhook receiver (%d, signatures verified: %d, rejected: %d):\n", len(delivered), recv.count(), recv.rejected.Load())
+	fmt.Fprintf(w, "\nAlerts delivered to the local webhook receiver (%d, signatures verified: %d, rejected: %d):\n", len(delivered), recv.Count(), recv.Rejected.Load())
 	for _, t := range types {
 		as := byType[t]
 		sort.Slice(as, func(i, j int) bool { return as[i].EventTime.Before(as[j].EventTime) })
@@ -401,101 +398,4 @@ func commas(n int64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-// receiver is the demo's SOAR stand-in: a webhook endpoint on 127.0.0.1 that
-// checks every Standard Webhooks signature and keeps each alert once per
-// webhook-id (retries of one delivery carry the same id).
-type receiver struct {
-	url, secret string
-	key         []byte
-	srv         *http.Server
-	rejected    atomic.Int64
-
-	mu   sync.Mutex
-	seen map[string]bool
-	got  []tokenwatch.Alert
-}
-
-func startReceiver() (*receiver, error) {
-	key := make([]byte, 24)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("start the local webhook receiver: %w", err)
-	}
-	r := &receiver{url: "http://" + ln.Addr().String() + "/tokenwatch", secret: "whsec_" + base64.StdEncoding.EncodeToString(key), key: key, seen: map[string]bool{}}
-	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
-	go r.srv.Serve(ln)
-	return r, nil
-}
-
-func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(req.Body, 4<<20))
-	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
-	mac := hmac.New(sha256.New, r.key)
-	fmt.Fprintf(mac, "%s.%s.", id, ts)
-	mac.Write(body)
-	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-	ok := false
-	for _, sig := range strings.Fields(req.Header.Get("webhook-signature")) {
-		if hmac.Equal([]byte(sig), []byte(want)) {
-			ok = true
-		}
-	}
-	var a tokenwatch.Alert
-	if !ok || json.Unmarshal(body, &a) != nil {
-		r.rejected.Add(1)
-		http.Error(w, "bad signature or body", http.StatusUnauthorized)
-		return
-	}
-	r.mu.Lock()
-	if !r.seen[id] {
-		r.seen[id] = true
-		r.got = append(r.got, a)
-	}
-	r.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got)
-}
-
-// alerts returns the delivered alerts, the newest update of each alert id,
-// ordered by event time.
-func (r *receiver) alerts() []tokenwatch.Alert {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	byID := map[string]tokenwatch.Alert{}
-	var order []string
-	for _, a := range r.got {
-		prev, ok := byID[a.ID]
-		if !ok {
-			order = append(order, a.ID)
-		}
-		if !ok || a.Update >= prev.Update {
-			byID[a.ID] = a
-		}
-	}
-	out := make([]tokenwatch.Alert, 0, len(order))
-	for _, id := range order {
-		out = append(out, byID[id])
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].EventTime.Before(out[j].EventTime) })
-	return out
-}
-
-func (r *receiver) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	r.srv.Shutdown(ctx)
 }
