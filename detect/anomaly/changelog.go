@@ -274,11 +274,40 @@ func (s *StateLog) persist(ctx context.Context, b *tokenwatch.Batch) error {
 	if len(s.out) == 0 {
 		return nil
 	}
-	if err := s.w.WriteMessages(ctx, s.out...); err != nil {
-		return fmt.Errorf("write %d token states to %s: %w", len(s.out), s.cfg.Topic, err)
+	// A topic created moments ago may be unknown to the writer's cached
+	// metadata for a few seconds: retry such temporary errors here, bounded.
+	deadline := time.Now().Add(15 * time.Second)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := s.w.WriteMessages(ctx, s.out...)
+		if err == nil {
+			break
+		}
+		if !temporary(err) || time.Now().After(deadline) {
+			return fmt.Errorf("write %d token states to %s: %w", len(s.out), s.cfg.Topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	metricChangelogWritten.Add(float64(len(s.out)))
 	return nil
+}
+
+// temporary reports whether a kafka-go write error is worth retrying.
+func temporary(err error) bool {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && !temporary(e) {
+				return false
+			}
+		}
+		return true
+	}
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary()
 }
 
 // Close flushes and closes the writer.
