@@ -89,16 +89,11 @@ func runOwner(ctx context.Context, env *cliEnv, args []string) int {
 		return fail(env, "owner", errors.New("anomaly.scale_out.brokers: empty; set the Kafka brokers of the uses and changelog topics (an owner only runs in a scale-out)"))
 	}
 
-	tel := telemetry.New(cfg.Telemetry, slog.Default())
-	telemetry.SetBuildInfo(version)
-	if err := tel.Start(); err != nil {
+	tel, stopTelemetry, err := startTelemetry(ctx, "owner", cfg.Telemetry)
+	if err != nil {
 		return fail(env, "owner", err)
 	}
-	defer func() {
-		if err := tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
-			slog.Warn("tokenwatch owner: telemetry shutdown", "err", err)
-		}
-	}()
+	defer stopTelemetry()
 	tel.AddCheck("kafka", brokersReachable(so.Brokers))
 
 	eng, err := anomaly.New(cfg.Anomaly)

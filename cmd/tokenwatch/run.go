@@ -89,16 +89,11 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 	}
 
 	// Telemetry first, so /healthz answers while the stages start.
-	tel := telemetry.New(cfg.Telemetry, slog.Default())
-	telemetry.SetBuildInfo(version)
-	if err := tel.Start(); err != nil {
+	tel, stopTelemetry, err := startTelemetry(ctx, "run", cfg.Telemetry)
+	if err != nil {
 		return fail(env, "run", err)
 	}
-	defer func() {
-		if err := tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
-			slog.Warn("tokenwatch run: telemetry shutdown", "err", err)
-		}
-	}()
+	defer stopTelemetry()
 
 	if cfg.Ingest.KafkaEnabled() {
 		tel.AddCheck("kafka", brokersReachable(cfg.Ingest.Kafka.Brokers))
@@ -127,6 +122,21 @@ func runRun(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	slog.Info("tokenwatch run: stopped", "after", time.Since(start).Round(time.Millisecond))
 	return exitOK
+}
+
+// startTelemetry starts the /metrics, /healthz and /readyz server of command
+// cmd; stop shuts it down gracefully.
+func startTelemetry(ctx context.Context, cmd string, c telemetry.Config) (tel *telemetry.Server, stop func(), err error) {
+	tel = telemetry.New(c, slog.Default())
+	telemetry.SetBuildInfo(version)
+	if err := tel.Start(); err != nil {
+		return nil, nil, err
+	}
+	return tel, func() {
+		if err := tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
+			slog.Warn("tokenwatch "+cmd+": telemetry shutdown", "err", err)
+		}
+	}, nil
 }
 
 var errNoSource = errors.New("ingest: no source configured; set ingest.kafka (brokers and topics), ingest.files or ingest.stdin.enabled")
