@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"path"
 	"slices"
-	"time"
 
 	"github.com/tokenwatch/tokenwatch"
 )
@@ -148,5 +147,3 @@ func (p *clientPolicy) onNetwork(ip netip.Addr, asn uint32) bool {
 	}
 	return asn != 0 && slices.Contains(p.ASNs, asn)
 }
-
-func (p *clientPolicy) maxLifetime() time.Duration { return p.MaxLifetime }

@@ -408,7 +408,7 @@ func audienceAllowed(sr *ServiceRule, aud []string) bool {
 
 func (e *Engine) checkLifetime(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
 	j := u.JWT
-	max := cp.maxLifetime()
+	max := cp.MaxLifetime
 	if max <= 0 || j.Iat == 0 || j.Exp <= j.Iat {
 		return dst
 	}
