@@ -313,6 +313,9 @@ func DecodeUse(data []byte, u *tokenwatch.TokenUse) error {
 		*p = r.str()
 	}
 	g.Lat, g.Lon = r.f64(), r.f64()
+	if !(math.Abs(g.Lat) <= 90 && math.Abs(g.Lon) <= 180) { // NaN fails too
+		r.fail(errors.New("coordinates out of range"))
+	}
 	rad := r.uvarint()
 	if rad > math.MaxUint16 {
 		r.fail(errors.New("radius out of range"))

@@ -3,6 +3,7 @@ package anomaly
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -380,6 +381,17 @@ func TestUseCodecRoundTrip(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("use %d round trip:\n got %+v\nwant %+v", i, got, want)
+		}
+	}
+}
+
+func TestDecodeUseRejectsBadCoordinates(t *testing.T) {
+	for _, c := range []struct{ lat, lon float64 }{{math.NaN(), 0}, {0, math.Inf(1)}, {91, 0}, {0, -180.5}} {
+		u := use(1, 0, frankfurt)
+		u.Geo.Lat, u.Geo.Lon = c.lat, c.lon
+		var got tokenwatch.TokenUse
+		if err := DecodeUse(AppendUse(nil, &u), &got); err == nil {
+			t.Errorf("DecodeUse accepted lat %v lon %v", c.lat, c.lon)
 		}
 	}
 }

@@ -63,22 +63,32 @@ const (
 )
 
 // toString copies b into a string of at most max bytes, cut at a rune boundary,
-// with invalid UTF-8 replaced by U+FFFD.
+// with invalid UTF-8 replaced by U+FFFD. The cap holds after the replacement too
+// (one invalid byte becomes three bytes).
 func toString(b []byte, max int) string {
-	if len(b) > max {
-		b = b[:max]
-		for i := 0; i < utf8.UTFMax && len(b) > 0; i++ {
-			r, size := utf8.DecodeLastRune(b)
-			if r != utf8.RuneError || size != 1 {
-				break
-			}
-			b = b[:len(b)-1]
+	if len(b) <= max && utf8.Valid(b) {
+		return string(b) // the common case
+	}
+	var sb strings.Builder
+	sb.Grow(min(len(b), max))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		bad := r == utf8.RuneError && size == 1
+		n := size
+		if bad {
+			n = len(string(utf8.RuneError))
 		}
+		if sb.Len()+n > max {
+			break
+		}
+		if bad {
+			sb.WriteRune(utf8.RuneError)
+		} else {
+			sb.Write(b[:size])
+		}
+		b = b[size:]
 	}
-	if !utf8.Valid(b) {
-		return strings.ToValidUTF8(string(b), "\uFFFD")
-	}
-	return string(b)
+	return sb.String()
 }
 
 // isDash reports whether b is an empty-value marker of access logs.

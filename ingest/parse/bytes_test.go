@@ -3,6 +3,7 @@ package parse
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestHasControl(t *testing.T) {
@@ -60,5 +61,34 @@ func TestScanString(t *testing.T) {
 		if !ok || end != tc.end || esc != tc.esc {
 			t.Errorf("scanString(%q) = %d, %v, %v; want %d, %v", tc.in, end, esc, ok, tc.end, tc.esc)
 		}
+	}
+}
+
+func TestToString(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want string
+	}{
+		{"fits", "/api/v1", 16, "/api/v1"},
+		{"cut", "/api/v1/users", 7, "/api/v1"},
+		{"cut before a split rune", "ab\u00e9cd", 3, "ab"},
+		{"invalid replaced", "a\xffb", 16, "a\uFFFDb"},
+		{"each invalid byte replaced", "a\xff\xfeb", 16, "a\uFFFD\uFFFDb"},
+		{"cap holds after replacement", "\xff\xff\xff\xff", 7, "\uFFFD\uFFFD"},
+		{"replacement that does not fit is dropped", "ab\xff", 4, "ab"},
+		{"empty", "", 4, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := toString([]byte(tt.in), tt.max)
+			if got != tt.want {
+				t.Errorf("toString(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+			}
+			if len(got) > tt.max || !utf8.ValidString(got) {
+				t.Errorf("toString(%q, %d) = %q: over the cap or invalid", tt.in, tt.max, got)
+			}
+		})
 	}
 }
