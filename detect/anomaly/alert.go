@@ -71,6 +71,50 @@ func alertID(typ string, key *tokenwatch.Fingerprint, source string, partition i
 	return hex.EncodeToString(sum[:16])
 }
 
+// lateRevocationAlert appends the post_revocation_use alert of kept
+// observation o, judged when revocation rv arrived after it (sinceMs after the
+// revocation). Its id is the one the in-order path gives for the
+// observation's newest use (the only one that came after the revocation, in
+// the common case); the token fields a kept observation does not hold (kind,
+// subject, client_id, sealed value) stay empty, and jti and issuer come from
+// the revocation.
+func (r *ruleCtx) lateRevocationAlert(dst []tokenwatch.Alert, o *obs, rv *tokenwatch.Revocation, sinceMs int64) []tokenwatch.Alert {
+	ev := r.evidenceOf(o)
+	typ := tokenwatch.AlertPostRevocationUse
+	red := r.s.redacted()
+	name := "Token " + red
+	if red == "" {
+		name = "Token " + r.s.fp.String()[:12] + "…"
+	}
+	if rv.JTI != "" {
+		name += " (jti " + rv.JTI + ")"
+	}
+	s := name + " was accepted (HTTP " + strconv.Itoa(ev.Status) + ")"
+	if ev.Service != "" {
+		s += " by " + ev.Service
+	}
+	s += " from " + r.place(o) + " " + humanDuration(sinceMs) + " after it was revoked"
+	if rv.Reason != "" {
+		s += " (" + rv.Reason + ")"
+	}
+	a := tokenwatch.Alert{
+		Type:        typ,
+		Severity:    r.e.cfg.severity(typ),
+		Fingerprint: r.s.fp.String(),
+		Redacted:    red,
+		JTI:         rv.JTI,
+		Issuer:      rv.Issuer,
+		Service:     ev.Service,
+		EventTime:   ev.Time,
+		DetectedAt:  r.e.clock().UTC(),
+		Summary:     s + "; the revocation was read after the use.",
+		Evidence:    []tokenwatch.Evidence{ev},
+	}
+	a.ID = alertID(typ, &r.key, r.sh.in.dispOf(o.disp).source, o.partition(), o.offset())
+	alertCounters[typeIndex(typ)].Inc()
+	return append(dst, a)
+}
+
 // evidenceOf rebuilds the evidence of a kept observation.
 func (r *ruleCtx) evidenceOf(o *obs) tokenwatch.Evidence {
 	in := &r.sh.in

@@ -22,7 +22,8 @@ import (
 
 // changelogMessages appends to out the changelog records of a processed batch:
 // the latest state of every token the batch touched (a tombstone when the state
-// is gone) and every revocation. Keys and values are slices of vals.
+// is gone; a revoked token's state when it has one) and every revocation. Keys
+// and values are slices of vals.
 func changelogMessages(e *Engine, b *tokenwatch.Batch, hdr []kafka.Header, out []kafka.Message, vals []byte) ([]kafka.Message, []byte) {
 	type span struct{ k0, k1, v0, v1 int }
 	var spans []span
@@ -47,6 +48,20 @@ func changelogMessages(e *Engine, b *tokenwatch.Batch, hdr []kafka.Header, out [
 	for i := range b.Revocations {
 		rv := &b.Revocations[i]
 		for _, k := range RevocationKeys(rv) {
+			// The token's state, when it has one: a late revocation judged
+			// its kept uses and remembered the alerts it raised.
+			if !seen[k] {
+				seen[k] = true
+				k0 := len(vals)
+				vals = k.AppendHex(vals)
+				k1 := len(vals)
+				var ok bool
+				if vals, ok = e.Snapshot(vals, k); ok {
+					spans = append(spans, span{k0, k1, k1, len(vals)})
+				} else {
+					vals = vals[:k0]
+				}
+			}
 			k0 := len(vals)
 			vals = append(vals, "r:"...)
 			vals = k.AppendHex(vals)
@@ -74,7 +89,7 @@ func applyChangelog(e *Engine, m kafka.Message, log *slog.Logger) {
 			metricDecodeErrors.WithLabelValues("changelog").Inc()
 			return
 		}
-		e.Revoke(rv)
+		e.record(rv) // its alerts went out before it was written
 		return
 	}
 	var k tokenwatch.Fingerprint

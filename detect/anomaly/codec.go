@@ -18,7 +18,7 @@ import (
 
 const (
 	useVersion   = 1
-	stateVersion = 1
+	stateVersion = 2 // 2 added the token's fingerprint and redacted preview; 1 is still read
 	// maxField bounds any one decoded string or byte field.
 	maxField = 1 << 20
 	// maxList bounds decoded list lengths (aud, scope).
@@ -376,6 +376,8 @@ func (e *Engine) Snapshot(dst []byte, key tokenwatch.Fingerprint) ([]byte, bool)
 	s := sh.at(idx)
 	b := append(dst, stateVersion)
 	b = append(b, s.key[:]...)
+	b = append(b, s.fp[:]...)
+	b = appendStr(b, s.redacted())
 	b = binary.AppendVarint(b, s.base)
 	b = binary.AppendUvarint(b, uint64(s.first))
 	b = binary.AppendUvarint(b, uint64(s.exp))
@@ -414,8 +416,8 @@ type snapObs struct {
 // SnapshotKey returns the state key a snapshot belongs to.
 func SnapshotKey(snap []byte) (tokenwatch.Fingerprint, error) {
 	var k tokenwatch.Fingerprint
-	if len(snap) < 17 || snap[0] != stateVersion {
-		return k, errors.New("decode token state: not a version 1 state")
+	if len(snap) < 17 || snap[0] < 1 || snap[0] > stateVersion {
+		return k, errors.New("decode token state: not a version 1 or 2 state")
 	}
 	copy(k[:], snap[1:17])
 	return k, nil
@@ -425,11 +427,19 @@ func SnapshotKey(snap []byte) (tokenwatch.Fingerprint, error) {
 // panics on malformed input.
 func (e *Engine) Restore(snap []byte) error {
 	r := reader{b: snap}
-	if v := r.byte(); r.err == nil && v != stateVersion {
+	v := r.byte()
+	if r.err == nil && (v < 1 || v > stateVersion) {
 		return fmt.Errorf("decode token state: unknown version %d", v)
 	}
 	var s state
 	copy(s.key[:], r.bytes(16))
+	s.fp = s.key
+	if v >= 2 {
+		copy(s.fp[:], r.bytes(16))
+		if red := r.str(); len(red) <= len(s.red) {
+			copy(s.red[:], red)
+		}
+	}
 	s.base = r.varint()
 	s.first = r.u32()
 	s.exp = r.u32()

@@ -127,7 +127,7 @@ func (e *Engine) Process(ctx context.Context, b *tokenwatch.Batch) error {
 		return err
 	}
 	for i := range b.Revocations {
-		e.Revoke(b.Revocations[i])
+		b.Alerts = e.Revoke(b.Revocations[i], b.Alerts)
 	}
 	if len(b.Uses) == 0 {
 		return nil
@@ -224,6 +224,7 @@ func (e *Engine) observe(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []token
 		sh.touch(idx)
 	}
 	s := sh.at(idx)
+	s.setToken(u)
 	if u.JWT != nil && u.JWT.Exp > 0 {
 		s.exp = clampU32(u.JWT.Exp)
 	}
@@ -473,15 +474,18 @@ func (t *revTable) shard(k *tokenwatch.Fingerprint) *revShard {
 	return &t.shards[binary.LittleEndian.Uint32(k[8:12])&t.mask]
 }
 
-func (t *revTable) put(k tokenwatch.Fingerprint, ent revEntry) {
+// put stores ent under k unless an earlier revocation is known; it reports
+// whether it stored it.
+func (t *revTable) put(k tokenwatch.Fingerprint, ent revEntry) bool {
 	rs := t.shard(&k)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if old, ok := rs.m[k]; ok {
-		if ent.ms < old.ms {
-			rs.m[k] = ent
+		if ent.ms >= old.ms {
+			return false
 		}
-		return
+		rs.m[k] = ent
+		return true
 	}
 	if len(rs.m) >= rs.limit && len(rs.fifo) > 0 {
 		delete(rs.m, rs.fifo[rs.head])
@@ -492,6 +496,7 @@ func (t *revTable) put(k tokenwatch.Fingerprint, ent revEntry) {
 		t.count.Add(1)
 	}
 	rs.m[k] = ent
+	return true
 }
 
 func (t *revTable) get(k tokenwatch.Fingerprint) (revEntry, bool) {
@@ -538,25 +543,80 @@ func RevocationKeys(r *tokenwatch.Revocation) []tokenwatch.Fingerprint {
 }
 
 // Revoke records that a token (by fingerprint) or a JWT (by jti, with or
-// without issuer) was revoked at r.Time. A later successful use raises
-// post_revocation_use. Revocations without a time or without any token
-// reference are counted and ignored.
-func (e *Engine) Revoke(r tokenwatch.Revocation) {
+// without issuer) was revoked at r.Time, so that a later successful use raises
+// post_revocation_use. A revocation can be read after the uses it covers (the
+// revocation topic is fetched at its own pace, an identity provider batches
+// its events): Revoke also judges the token's kept observations and appends a
+// post_revocation_use alert to dst for each 2xx use later than the revocation,
+// with the id the in-order path gives (see postRevocationID). Revocations
+// without a time or without any token reference are counted and ignored.
+func (e *Engine) Revoke(r tokenwatch.Revocation, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	ent, changed := e.record(r)
+	if !changed {
+		return dst
+	}
+	if !r.Fingerprint.IsZero() {
+		dst = e.judgeLate(r.Fingerprint, &r, ent, dst)
+	}
+	if r.JTI != "" {
+		dst = e.judgeLate(JTIKey(r.Issuer, r.JTI), &r, ent, dst)
+	}
+	return dst
+}
+
+// record stores a revocation. changed is false when it was invalid, or no
+// earlier than what was known under each of its keys (its uses were judged).
+func (e *Engine) record(r tokenwatch.Revocation) (ent revEntry, changed bool) {
 	if !e.cfg.PostRevocationUse.Enabled {
-		return
+		return ent, false
 	}
 	if r.Time.IsZero() || (r.Fingerprint.IsZero() && r.JTI == "") {
 		metricRevocationsInvalid.Inc()
-		return
+		return ent, false
 	}
 	metricRevocations.Inc()
-	ent := revEntry{ms: r.Time.UnixMilli(), reason: r.Reason}
+	ent = revEntry{ms: r.Time.UnixMilli(), reason: r.Reason}
 	if !r.Fingerprint.IsZero() {
-		e.revs.put(r.Fingerprint, ent)
+		changed = e.revs.put(r.Fingerprint, ent)
 	}
 	if r.JTI != "" {
-		e.revs.put(JTIKey(r.Issuer, r.JTI), ent)
+		changed = e.revs.put(JTIKey(r.Issuer, r.JTI), ent) || changed
 	}
+	return ent, changed
+}
+
+// judgeLate raises post_revocation_use for the kept 2xx uses of the token with
+// state key key that came more than clock_skew after the revocation (and
+// within its TTL). Uses that were already judged against this revocation
+// raised the same dedupe key, so nothing is raised twice. A use merged into
+// an observation is judged by the observation's newest use. The state is
+// found by fingerprint, or by (issuer, jti) for a JWT with a jti: a
+// revocation by jti alone finds only tokens without an issuer, and one by
+// fingerprint only tokens without a jti (their state keys).
+func (e *Engine) judgeLate(key tokenwatch.Fingerprint, r *tokenwatch.Revocation, ent revEntry, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	sh := e.shardOf(&key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	idx := sh.lookup(&key)
+	if idx == 0 {
+		return dst
+	}
+	s := sh.at(idx)
+	ttl := e.cfg.PostRevocationUse.TTL.Milliseconds()
+	rc := ruleCtx{e: e, sh: sh, s: s, key: key}
+	for i := 0; i < int(s.n); i++ {
+		o := &s.ring[i]
+		ms := s.ms(o.dt)
+		if o.leak() || !is2xx(int(o.status())) || ms <= ent.ms+e.skewMs || ms-ent.ms > ttl {
+			continue
+		}
+		if rc.suppressed(tokenwatch.AlertPostRevocationUse, dedupeKey(tokenwatch.AlertPostRevocationUse, o, nil)) {
+			continue
+		}
+		dst = rc.lateRevocationAlert(dst, o, r, ms-ent.ms)
+		metricLateRevocations.Inc()
+	}
+	return dst
 }
 
 // Drop removes the state of the token with state key key, if any.

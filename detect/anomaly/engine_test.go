@@ -162,10 +162,10 @@ func TestReencodedJWT(t *testing.T) {
 
 func TestRevocationBeforeFirstSighting(t *testing.T) {
 	e := newTestEngine(t)
-	e.Revoke(tokenwatch.Revocation{JTI: "j-9", Issuer: "https://idp.example.com", Time: t0})
-	e.Revoke(tokenwatch.Revocation{Time: t0})                             // names no token: ignored
-	e.Revoke(tokenwatch.Revocation{Fingerprint: fp(1)})                   // no time: ignored
-	e.Revoke(tokenwatch.Revocation{JTI: "j-9", Time: t0.Add(-time.Hour)}) // jti only, earlier
+	e.Revoke(tokenwatch.Revocation{JTI: "j-9", Issuer: "https://idp.example.com", Time: t0}, nil)
+	e.Revoke(tokenwatch.Revocation{Time: t0}, nil)                             // names no token: ignored
+	e.Revoke(tokenwatch.Revocation{Fingerprint: fp(1)}, nil)                   // no time: ignored
+	e.Revoke(tokenwatch.Revocation{JTI: "j-9", Time: t0.Add(-time.Hour)}, nil) // jti only, earlier
 	got := run(e, use(1, 2*time.Minute, berlinHome, withJTI("https://idp.example.com", "j-9")))
 	if !slices.Equal(types(got), []string{revokedUse}) {
 		t.Fatalf("alerts %v", types(got))
@@ -282,7 +282,7 @@ func TestConcurrentObserve(t *testing.T) {
 				u := use(tok, time.Duration(i)*time.Minute, p)
 				out = e.Observe(&u, out)
 				if i%50 == 0 {
-					e.Revoke(tokenwatch.Revocation{Fingerprint: fp(tok), Time: t0.Add(time.Duration(i) * time.Minute)})
+					e.Revoke(tokenwatch.Revocation{Fingerprint: fp(tok), Time: t0.Add(time.Duration(i) * time.Minute)}, nil)
 					e.Snapshot(nil, fp(tok))
 					b := &tokenwatch.Batch{Uses: []tokenwatch.TokenUse{use(tok, time.Duration(i)*time.Minute+time.Second, paris)}}
 					_ = e.Process(context.Background(), b)

@@ -40,6 +40,10 @@ var (
 		Name: "tokenwatch_anomaly_revocations_invalid_total",
 		Help: "Revocations ignored because they named no token (no fingerprint, no jti) or had no time.",
 	})
+	metricLateRevocations = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tokenwatch_anomaly_late_revocation_alerts_total",
+		Help: "post_revocation_use alerts raised when a revocation was read after the uses it covers.",
+	})
 	metricLate = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tokenwatch_anomaly_late_uses_total",
 		Help: "Uses older than the token's whole kept history (more than ~24 days, or before a full ring); judged by the single-use rules only.",

@@ -172,7 +172,7 @@ func TestRules(t *testing.T) {
 			}
 			e := newTestEngine(t, mods...)
 			for _, r := range tc.revs {
-				e.Revoke(r)
+				e.Revoke(r, nil)
 			}
 			got := run(e, tc.uses...)
 			if !slices.Equal(types(got), tc.want) {
@@ -273,7 +273,7 @@ func TestSummaries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEngine(t)
 			for _, r := range tc.revs {
-				e.Revoke(r)
+				e.Revoke(r, nil)
 			}
 			got := run(e, tc.uses...)
 			if len(got) == 0 {
@@ -281,6 +281,115 @@ func TestSummaries(t *testing.T) {
 			}
 			if s := got[len(got)-1].Summary; s != tc.want {
 				t.Errorf("summary\n got %q\nwant %q", s, tc.want)
+			}
+		})
+	}
+}
+
+// TestLateRevocation: a revocation read after the uses it covers raises
+// post_revocation_use for the kept 2xx uses after it, with the id, event time,
+// fingerprint and evidence the in-order path (revocation read first) gives.
+func TestLateRevocation(t *testing.T) {
+	iss := "https://idp.example.com"
+	min, hour := time.Minute, time.Hour
+	tests := []struct {
+		name string
+		revs []tokenwatch.Revocation
+		uses []tokenwatch.TokenUse
+		want int // post_revocation_use alerts, in order and late alike
+	}{
+		{name: "by-fingerprint", want: 1,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min), Reason: "logout"}},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, paris)}},
+		{name: "by-jti-and-issuer", want: 1,
+			revs: []tokenwatch.Revocation{{JTI: "j-1", Issuer: iss, Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome, withJTI(iss, "j-1")), use(1, 10*min, paris, withJTI(iss, "j-1"))}},
+		{name: "opaque-token", want: 1,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(3), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(3, 6*min, paris, opaque())}},
+		{name: "same-client-before-and-after", want: 1,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, berlinHome)}},
+		{name: "two-networks-after", want: 2,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, paris), use(1, 3*hour, moscow)}},
+		{name: "benign/uses-before-revocation", want: 0,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 2*min, paris)}},
+		{name: "benign/rejected-after", want: 0,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 0, berlinHome), use(1, 10*min, paris, withStatus(401))}},
+		{name: "benign/within-clock-skew", want: 0,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 5*min+4*time.Second, paris)}},
+		{name: "benign/leak-sighting-after", want: 0,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 10*min, place{}, asLeak("billing"))}},
+		{name: "benign/other-token", want: 0,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(2), Time: t0.Add(5 * min)}},
+			uses: []tokenwatch.TokenUse{use(1, 10*min, paris)}},
+		{name: "benign/past-ttl", want: 0,
+			revs: []tokenwatch.Revocation{{Fingerprint: fp(1), Time: t0.Add(-800 * hour)}},
+			uses: []tokenwatch.TokenUse{use(1, 0, paris)}},
+	}
+	revoked := func(as []tokenwatch.Alert) []tokenwatch.Alert {
+		var out []tokenwatch.Alert
+		for _, a := range as {
+			if a.Type == revokedUse {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inOrder := newTestEngine(t)
+			for _, r := range tc.revs {
+				if got := inOrder.Revoke(r, nil); len(got) != 0 {
+					t.Fatalf("a revocation of an unseen token raised %d alerts", len(got))
+				}
+			}
+			want := revoked(run(inOrder, tc.uses...))
+
+			// The late engine is restored from snapshots of one that saw the
+			// uses (as after a restart): the token's identity survives.
+			seen := newTestEngine(t)
+			_ = run(seen, tc.uses...)
+			late := newTestEngine(t)
+			for i := range tc.uses {
+				if snap, ok := seen.Snapshot(nil, KeyOf(&tc.uses[i])); ok {
+					if err := late.Restore(snap); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var got []tokenwatch.Alert
+			for _, r := range tc.revs {
+				got = late.Revoke(r, got)
+			}
+			if len(got) != tc.want || len(want) != tc.want {
+				t.Fatalf("late revocation raised %d alerts, in order %d, want %d", len(got), len(want), tc.want)
+			}
+			for i := range got {
+				g, w := got[i], want[i]
+				checkAlert(t, &g)
+				if g.ID != w.ID || !g.EventTime.Equal(w.EventTime) || g.Fingerprint != w.Fingerprint || g.Redacted != w.Redacted || g.Service != w.Service {
+					t.Errorf("late alert %d differs from the in-order one:\n got %s %v %s %s\nwant %s %v %s %s",
+						i, g.ID, g.EventTime, g.Fingerprint, g.Service, w.ID, w.EventTime, w.Fingerprint, w.Service)
+				}
+				ge, we := g.Evidence[0], w.Evidence[len(w.Evidence)-1]
+				if ge.IP != we.IP || ge.ASN != we.ASN || ge.Status != we.Status || ge.Topic != we.Topic || *ge.Offset != *we.Offset {
+					t.Errorf("late evidence %+v, in order %+v", ge, we)
+				}
+				if !strings.Contains(g.Summary, "after it was revoked") {
+					t.Errorf("summary %q", g.Summary)
+				}
+			}
+			// Read again (a duplicate event, a replay): nothing new.
+			for _, r := range tc.revs {
+				if again := late.Revoke(r, nil); len(again) != 0 {
+					t.Errorf("the same revocation read twice raised %d more alerts", len(again))
+				}
 			}
 		})
 	}

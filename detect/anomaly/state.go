@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -139,15 +140,17 @@ const (
 	stRef                     // used since the clock hand last passed (CLOCK)
 )
 
-// state is one token's history: 280 bytes. The header comes first so a
+// state is one token's history: 312 bytes. The header comes first so a
 // lookup's key compare and the rules' header reads share one cache line.
 type state struct {
 	key     tokenwatch.Fingerprint
-	base    int64     // unix ms that obs.dt is relative to
-	first   uint32    // first seen, unix seconds
-	leakDt  int32     // first leak sighting, ms relative to base
-	exp     uint32    // token exp, unix seconds; 0 unknown
-	alerted [4]uint32 // dedupe keys of the last alerts raised (ring)
+	fp      tokenwatch.Fingerprint // the token's fingerprint (= key unless keyed by jti)
+	red     [16]byte               // its redacted preview, NUL-padded ("" when longer)
+	base    int64                  // unix ms that obs.dt is relative to
+	first   uint32                 // first seen, unix seconds
+	leakDt  int32                  // first leak sighting, ms relative to base
+	exp     uint32                 // token exp, unix seconds; 0 unknown
+	alerted [4]uint32              // dedupe keys of the last alerts raised (ring)
 	n       uint8
 	flags   uint8
 	alertAt uint8         // next slot in alerted
@@ -155,6 +158,25 @@ type state struct {
 }
 
 func (s *state) ms(dt int32) int64 { return s.base + int64(dt) }
+
+// setToken records the token's fingerprint and redacted preview (what a
+// late revocation's alert names it by).
+func (s *state) setToken(u *tokenwatch.TokenUse) {
+	s.fp = u.Fingerprint
+	s.red = [16]byte{}
+	if len(u.Redacted) <= len(s.red) {
+		copy(s.red[:], u.Redacted)
+	}
+}
+
+// redacted returns the kept redacted preview.
+func (s *state) redacted() string {
+	n := bytes.IndexByte(s.red[:], 0)
+	if n < 0 {
+		n = len(s.red)
+	}
+	return string(s.red[:n])
+}
 
 // lastMs is the event time of the newest observation.
 func (s *state) lastMs() int64 {
@@ -283,7 +305,7 @@ func (s *state) mergeable(o *obs) bool {
 
 // ---- shard: hash table + slab + CLOCK ---------------------------------------
 
-const pageBits = 10 // 1024 states of 280 bytes = 35 x 8 KiB, no size-class waste
+const pageBits = 10 // 1024 states of 312 bytes = 39 x 8 KiB, no size-class waste
 const pageSize = 1 << pageBits
 
 type shard struct {
