@@ -210,7 +210,7 @@ func (st *scanState) prefixAt(a *anchor, p int, scheme string, param paramRef) b
 		return false
 	}
 	end := p + len(a.text) + n
-	if end < len(line) && (isAlnum(line[end]) || line[end] == '_') {
+	if end < len(line) && (isAlnum(line[end]) || line[end] == '_') || end-p > st.s.maxTok {
 		return false
 	}
 	if !st.emit(p, end, line[p:end], r.kind, r.rule, scheme, param, nil) {
