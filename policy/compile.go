@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"net/netip"
 	"path"
 	"slices"
@@ -22,6 +24,10 @@ type compiled struct {
 
 	clientMemo  map[[2]string]*clientPolicy
 	serviceMemo map[string]*ServiceRule
+
+	// digest identifies the policy in the state log: state restored under
+	// another policy has its (token, service) pairs checked again.
+	digest [8]byte
 }
 
 const maxMemo = 10_000
@@ -34,6 +40,12 @@ type clientPolicy struct {
 
 func compile(f File) *compiled {
 	c := &compiled{file: f, services: f.Services, clientMemo: map[[2]string]*clientPolicy{}, serviceMemo: map[string]*ServiceRule{}}
+	j, err := json.Marshal(f) // map keys sorted: deterministic
+	if err != nil {
+		panic("BUG: policy file does not marshal: " + err.Error())
+	}
+	sum := sha256.Sum256(j)
+	c.digest = [8]byte(sum[:8])
 	c.def = newClientPolicy(f.Defaults, ClientRule{})
 	for _, r := range f.Clients {
 		c.clients = append(c.clients, newClientPolicy(r, f.Defaults))

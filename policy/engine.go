@@ -2,12 +2,12 @@ package policy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -32,6 +32,9 @@ type Config struct {
 	MaxState int `yaml:"max_state"`
 	// Disabled turns posture findings off.
 	Disabled bool `yaml:"disabled"`
+	// StateLog keeps the state in a compacted Kafka topic so that a restart
+	// or a kill -9 forgets nothing (statelog.go).
+	StateLog StateLogConfig `yaml:"state_log"`
 }
 
 // DefaultConfig: built-in policy, reload every 30 s when a file is set, 200,000 keys of state.
@@ -53,6 +56,7 @@ func (c Config) Validate() error {
 	if c.MaxState < 1000 {
 		errs = append(errs, fmt.Errorf("policy.max_state: %d is too small; use at least 1000 (default 200000)", c.MaxState))
 	}
+	errs = append(errs, c.StateLog.Validate())
 	return errors.Join(errs...)
 }
 
@@ -76,11 +80,23 @@ type Engine struct {
 	// generations deep: the per-token rules run once per pair, and only
 	// workload tokens are checked on every use (their network can change).
 	seen, seenOld map[seenKey]bool // value: the token's client is a workload
-	recent        [recentSlots]seenKey
-	svcName       string // the last service hashed, and its hash
-	svcHash       uint64
-	stop          chan struct{}
-	reloadDone    sync.WaitGroup
+	seenGen       uint64           // generation of seen (seenOld is seenGen-1)
+	// recent caches keys of non-workload pairs in seen (never seenOld): it is
+	// cleared whenever seen loses keys, so a hit means what a lookup would.
+	recent  [recentSlots]seenKey
+	svcKey  [2]uint64 // SipHash key of service names (kept in the state log)
+	svcName string    // the last service hashed, and its hash
+	svcHash uint64
+	// changed records what changed since the state log last wrote; nil
+	// when there is no state log.
+	changed *changes
+	// applied is, per Kafka source partition, the newest use applied to the
+	// state (with the state log only): uses at or before it are a replay.
+	applied    map[partKey]*position
+	lastPart   partKey
+	lastPos    *position
+	stop       chan struct{}
+	reloadDone sync.WaitGroup
 }
 
 type fileStamp struct {
@@ -150,6 +166,10 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 		refresh: map[tokenwatch.Fingerprint]*refreshState{}, endpoints: map[string]*endpointState{},
 		seen: map[seenKey]bool{}, stop: make(chan struct{}),
 	}
+	var k [16]byte
+	_, _ = rand.Read(k[:]) // never fails (crypto/rand)
+	e.svcKey = [2]uint64{binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])}
+	e.svcHash = sipHash(e.svcKey, "")
 	for _, o := range opts {
 		o(e)
 	}
@@ -223,6 +243,12 @@ func (e *Engine) Reload() {
 	e.pol.Store(compile(f))
 	// Tokens checked under the old policy are checked again under the new one.
 	e.mu.Lock()
+	for k := range e.seen {
+		e.changed.markSeen(k)
+	}
+	for k := range e.seenOld {
+		e.changed.markSeen(k)
+	}
 	clear(e.seen)
 	e.seenOld = nil
 	e.recent = [recentSlots]seenKey{}
@@ -259,9 +285,13 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 const recentSlots = 4096
 
 func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
+	if e.changed != nil && u.Origin.IsKafka() && e.replayed(u) {
+		return dst // in the restored state already; its findings are durable
+	}
 	ts := u.Time.Unix()
 	if ts > e.watermark {
 		e.watermark = ts
+		e.changed.markMeta()
 		if day := ts / 86400; day != e.lifeDay {
 			dst = e.closeDays(p, day, dst)
 			e.lifeDay = day
@@ -278,7 +308,7 @@ func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Ale
 		return dst
 	}
 	if u.Service != e.svcName { // services repeat: hash each once in a row
-		e.svcName, e.svcHash = u.Service, maphash.String(seed, u.Service)
+		e.svcName, e.svcHash = u.Service, sipHash(e.svcKey, u.Service)
 	}
 	k := keyOf(u, e.svcHash)
 	slot := &e.recent[k[0]%recentSlots]
@@ -308,12 +338,10 @@ func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Ale
 }
 
 // seenKey names a (token, service, leak or use) triple in 16 bytes: the
-// fingerprint with the service's hash and the leak bit folded in. A
+// fingerprint with the service's keyed hash and the leak bit folded in. A
 // collision would only skip the per-token rules for one pair; at 2^-64 per
-// pair it does not happen.
+// pair it does not happen, and without the key it cannot be made to.
 type seenKey [2]uint64
-
-var seed = maphash.MakeSeed()
 
 // keyOf builds the key of u, whose service hashes to svcHash.
 func keyOf(u *tokenwatch.TokenUse, svcHash uint64) seenKey {
@@ -327,9 +355,16 @@ func keyOf(u *tokenwatch.TokenUse, svcHash uint64) seenKey {
 
 func (e *Engine) remember(k seenKey, workload bool) {
 	if len(e.seen) >= e.cfg.MaxState/2 {
+		for old := range e.seenOld {
+			e.changed.markSeen(old) // gone: a tombstone
+		}
 		e.seenOld, e.seen = e.seen, make(map[seenKey]bool, len(e.seen))
+		e.seenGen++
+		e.recent = [recentSlots]seenKey{}
+		e.changed.markMeta()
 	}
 	e.seen[k] = workload
+	e.changed.markSeen(k)
 }
 
 // checkToken runs the rules that depend on the token and the service it was
@@ -421,8 +456,9 @@ func (e *Engine) checkLifetime(p *compiled, cp *clientPolicy, u *tokenwatch.Toke
 	if !ok {
 		a = &lifeAgg{first: copyUse(u), policy: max}
 		e.life[k] = a
-		e.bound(len(e.life), func() { dropHalf(e.life) })
+		e.bound(len(e.life), func() { dropHalf(e.life, e.changed.markLife) })
 	}
+	e.changed.markLife(k)
 	a.count++
 	if life > a.longest {
 		a.longest = life
@@ -466,6 +502,7 @@ func (e *Engine) closeDays(p *compiled, today int64, dst []tokenwatch.Alert) []t
 			dst = append(dst, e.lifetimeAlert(p, k, a, 1))
 		}
 		delete(e.life, k)
+		e.changed.markLife(k)
 	}
 	return dst
 }
@@ -489,6 +526,7 @@ func (e *Engine) Flush(dst []tokenwatch.Alert) []tokenwatch.Alert {
 	for _, k := range keys {
 		a := e.life[k]
 		a.reported = true
+		e.changed.markLife(k)
 		dst = append(dst, e.lifetimeAlert(p, k, a, 1))
 	}
 	return dst
@@ -529,7 +567,8 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 		st := &subjState{fp: u.Fingerprint, scopes: sortedCopy(j.Scope), t: now, use: *u}
 		st.use.Sealed = nil
 		e.subjects[k] = st
-		e.bound(len(e.subjects), func() { dropHalf(e.subjects) })
+		e.changed.markSubject(k)
+		e.bound(len(e.subjects), func() { dropHalf(e.subjects, e.changed.markSubject) })
 		return dst
 	}
 	// Most new tokens of a subject carry the scopes of the previous one.
@@ -553,6 +592,7 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 		}
 		prev.fp, prev.t, prev.use = u.Fingerprint, now, *u
 		prev.use.Sealed = nil
+		e.changed.markSubject(k)
 	}
 	return dst
 }
@@ -584,7 +624,7 @@ func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwa
 	if st == nil {
 		st = &refreshState{}
 		e.refresh[u.Fingerprint] = st
-		e.bound(len(e.refresh), func() { dropHalf(e.refresh) })
+		e.bound(len(e.refresh), func() { dropHalf(e.refresh, e.changed.markRefresh) })
 	}
 	nk, now := netOf(u), u.Time.Unix()
 	window := int64(p.file.Windows.RefreshReuse / time.Second)
@@ -601,7 +641,10 @@ func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwa
 	}
 	for i := 0; i < st.n; i++ {
 		if st.nets[i] == nk {
-			st.times[i] = max(st.times[i], now)
+			if now > st.times[i] {
+				st.times[i] = now
+				e.changed.markRefresh(u.Fingerprint)
+			}
 			return dst
 		}
 	}
@@ -617,6 +660,7 @@ func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwa
 		st.n++
 	}
 	st.nets[i], st.times[i] = nk, now
+	e.changed.markRefresh(u.Fingerprint)
 	return dst
 }
 
@@ -629,8 +673,9 @@ func (e *Engine) checkDispensary(p *compiled, u *tokenwatch.TokenUse, dst []toke
 	if st == nil {
 		st = &endpointState{}
 		e.endpoints[ep] = st
-		e.bound(len(e.endpoints), func() { dropHalf(e.endpoints) })
+		e.bound(len(e.endpoints), func() { dropHalf(e.endpoints, e.changed.markEndpoint) })
 	}
+	e.changed.markEndpoint(ep)
 	now := u.Time.Unix()
 	window := int64(p.file.Windows.Dispensary / time.Second)
 	keep := st.uses[:0]
@@ -675,6 +720,7 @@ func (e *Engine) onceAlert(p *compiled, dst []tokenwatch.Alert, u *tokenwatch.To
 		return dst
 	}
 	e.once[h] = now + int64(ttl/time.Second)
+	e.changed.markOnce(h)
 	e.bound(len(e.once), e.sweepOnce)
 	metricFindings.WithLabelValues(typ).Inc()
 	return append(dst, e.newAlert(p, u, typ, summary, key...))
@@ -706,10 +752,11 @@ func (e *Engine) sweepOnce() {
 	for k, exp := range e.once {
 		if exp <= e.watermark {
 			delete(e.once, k)
+			e.changed.markOnce(k)
 		}
 	}
 	if len(e.once) > e.cfg.MaxState {
-		dropHalf(e.once)
+		dropHalf(e.once, e.changed.markOnce)
 	}
 }
 
@@ -721,13 +768,15 @@ func (e *Engine) bound(n int, shrink func()) {
 	}
 }
 
-func dropHalf[K comparable, V any](m map[K]V) {
+// dropHalf deletes about half of m, calling gone with each key it deletes.
+func dropHalf[K comparable, V any](m map[K]V, gone func(K)) {
 	n := len(m) / 2
 	for k := range m {
 		if n == 0 {
 			return
 		}
 		delete(m, k)
+		gone(k)
 		n--
 	}
 }

@@ -82,6 +82,10 @@ type Windows struct {
 	Dispensary      time.Duration `yaml:"dispensary"`
 }
 
+// maxDispensarySubjects bounds dispensary_min_subjects (an endpoint keeps four
+// times as many leaks).
+const maxDispensarySubjects = 1000
+
 // Defaults is the policy with no policy file: access tokens may live one hour,
 // any scope and audience is allowed, ID tokens must not be bearer credentials,
 // DPoP-bound tokens must be presented with DPoP, refresh tokens must not be
@@ -194,8 +198,8 @@ func (f File) Validate() error {
 			add("%s: must be a positive duration such as 10m", name)
 		}
 	}
-	if f.DispensaryMinSubjects < 2 {
-		add("dispensary_min_subjects: %d is too small; use 2 or more (default 5)", f.DispensaryMinSubjects)
+	if f.DispensaryMinSubjects < 2 || f.DispensaryMinSubjects > maxDispensarySubjects {
+		add("dispensary_min_subjects: %d is out of range; use 2 to %d (default 5)", f.DispensaryMinSubjects, maxDispensarySubjects)
 	}
 	for typ, sev := range f.Severities {
 		if _, ok := defaultSeverity[typ]; !ok {

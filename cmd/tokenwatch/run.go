@@ -245,13 +245,29 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	}
 
 	// 4b. policy: token-hygiene findings -> b.Alerts (in the owners when scaled out).
+	//     Its state is kept in a compacted topic when Kafka is at hand
+	//     (policy.state_log), persisted by persistPolicy, after the outbox.
+	var persistPolicy tokenwatch.Stage
 	if !cfg.Policy.Disabled && !scaleOut {
 		pol, err := policy.New(cfg.Policy)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("policy: %w", err)
 		}
 		closers = append(closers, pol.Close)
-		add("policy", pol)
+		if sl := cfg.Policy.StateLog.WithDefaults(cfg.Ingest.Kafka.Brokers, cfg.Ingest.Kafka.GroupID); sl.Enabled() {
+			st, err := policy.NewStateLog(ctx, sl, pol, slog.Default())
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			closers = append(closers, st.Close)
+			if err := st.Restore(ctx); err != nil {
+				return nil, nil, nil, fmt.Errorf("policy: restore state: %w", err)
+			}
+			add("policy", st)
+			persistPolicy = st.Persist()
+		} else {
+			add("policy", pol)
+		}
 	}
 
 	// 5. store: ClickHouse rows for findings, token events, alerts, revocations.
@@ -285,6 +301,10 @@ func buildStages(ctx context.Context, cfg config.Config, env *cliEnv, tel *telem
 	//     its alerts are durable (see anomaly.StateLog).
 	if persistState != nil {
 		add("anomaly-state", persistState)
+	}
+	// 6c. policy state: what the batch changed to policy.state_log, likewise.
+	if persistPolicy != nil {
+		add("policy-state", persistPolicy)
 	}
 
 	// 7. sink: output.findings_file, one JSON line per finding.
