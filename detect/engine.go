@@ -194,6 +194,8 @@ type scanState struct {
 	lastEnd int // findings never overlap: a new one must start at or after this
 	sc      *scratch
 	oauth   uint8 // OAuth context of the line: 0 unknown, 1 yes, 2 no
+	cmdEnd  int   // end of the last curl/wget command parsed (cmdline.go)
+	wgetTo  int   // the line before this was searched back for "wget " (cmdline.go)
 }
 
 func (st *scanState) scratch() *scratch {
@@ -232,6 +234,28 @@ func (st *scanState) run() {
 	}
 }
 
+// runRange is run over the anchors that start in [from, to) and end by to. A
+// command-line validator runs it over the bytes between a command word and the
+// credential it is about to emit, so findings stay in line order (cmdline.go).
+// run is kept apart: it is the hot loop of every clean line.
+func (st *scanState) runRange(from, to int) {
+	m := theMatcher
+	line := st.line[:to]
+	var cands [maxBlockCands]cand
+	for i := from; i < len(line); {
+		n, next := m.nextBlock(line, i, &cands)
+		for _, c := range cands[:n] {
+			if int(c.start) >= st.lastEnd && int(c.start) >= from {
+				st.handle(&m.anchors[c.a], int(c.start))
+			}
+		}
+		i = next
+		if st.lastEnd > i {
+			i = st.lastEnd
+		}
+	}
+}
+
 // handle runs the validator of anchor a found at p. It reports whether a
 // finding was emitted.
 func (st *scanState) handle(a *anchor, p int) bool {
@@ -251,6 +275,11 @@ func (st *scanState) handle(a *anchor, p int) bool {
 		return st.cookieAt(p, len(a.text))
 	case famPrefix:
 		return st.prefixAt(a, p, "", paramRef{})
+	case famCmd:
+		if a.tool == toolWget {
+			return st.wgetAt(p)
+		}
+		return st.cmdAt(p, a.tool)
 	}
 	panic("BUG: anchor without family")
 }

@@ -19,6 +19,16 @@ func scanSeeds(f *testing.F) {
 	}
 	f.Add([]byte("Bearer%20" + jwtHS + "%26"))
 	f.Add([]byte(`{"t":"` + jwtHS[:30] + `\u002e` + jwtHS[31:] + `"}`))
+	// Command lines: quoting, clusters, several commands, unclosed quotes.
+	for _, l := range []string{
+		`curl -H 'Authorization: Bearer 2YotnFZFEjr1zCsicMWpAA' -u svc:hK9mQ2xZ https://x && wget --user=a --password=wonderland42 y`,
+		`{"log":"+ curl -u \"svc:hK9mQ2xZ\" https://x\n+ wget --http-password 'p w0rd!' y"}`,
+		`curl -sSu 'alice:unclosed`, `curl -u "a:b`, `curl -u \"a:b`, `curl --user=`, `curl -u`, `wget --password`,
+		"curl -u alice:wonderland42\r", "curl curl curl -u a:Passw0rd1 curl -u b:Passw0rd2",
+		"curl -u x-access-token:" + ghToken("ghs_", "0123456789abcdefghijABCDEFGHIJ") + " -u t:" + jwtHS,
+	} {
+		f.Add([]byte(l))
+	}
 }
 
 // FuzzScan: no panic; findings in bounds, ordered, non-overlapping; scanning is

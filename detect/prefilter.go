@@ -36,6 +36,7 @@ const (
 	famKey
 	famCookie
 	famPrefix
+	famCmd
 )
 
 // anchor is one literal the prefilter looks for.
@@ -48,6 +49,8 @@ type anchor struct {
 	scheme string
 	// pfx is the prefixed-token rule for famPrefix anchors.
 	pfx *prefixRule
+	// tool is the command of famCmd anchors (curl, wget).
+	tool cmdTool
 }
 
 // cand is a candidate anchor occurrence: anchor index and start offset.

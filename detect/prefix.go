@@ -295,6 +295,13 @@ func anchorSet() []anchor {
 		{text: "secret", ci: true, win: 1, fam: famKey},
 		{text: "code", ci: true, fam: famKey},
 		{text: "cookie", ci: true, win: 3, fam: famCookie},
+		// Command lines. curl: the command word and a space ("rl " is rare in
+		// logs; "cur"/"url" are not, and "curl/" of user agents stops there).
+		// wget: its password options (--password, --http-password, …), whose
+		// "swo" costs one new bigram ("sw"; "wo" is ewog's), where "wget "
+		// would add "ge" (GET, message, page): 2.4x the lane hits of "rl ".
+		{text: "curl ", win: 2, fam: famCmd, tool: toolCurl},
+		{text: "-password", win: 4, fam: famCmd, tool: toolWget},
 	}
 	pfx := []struct {
 		text string

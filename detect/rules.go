@@ -37,6 +37,7 @@ const (
 	KindShopify            = "shopify_token"
 	KindDigitalOcean       = "digitalocean_token"
 	KindPyPI               = "pypi_token"
+	KindCLIPassword        = "cli_password"
 )
 
 // RuleInfo describes one detection rule.
@@ -84,6 +85,8 @@ var ruleInfos = []RuleInfo{
 	{KindShopify, "shopify.token", "Shopify token shpat_ / shpca_ / shppa_ / shpss_ + 32 hex"},
 	{KindDigitalOcean, "digitalocean.token", "DigitalOcean token dop_v1_ / doo_v1_ / dor_v1_ + 64 hex"},
 	{KindPyPI, "pypi.token", "PyPI API token pypi-AgEIcHlwaS5vcmc + 50 or more [0-9A-Za-z_-]"},
+	{KindCLIPassword, "curl.user", "user:password given to curl -u / --user / -U / --proxy-user (also -uVALUE, --user=VALUE, quoted); fingerprinted as the Basic credential curl sends"},
+	{KindCLIPassword, "wget.password", "password given to wget --password / --http-password / --ftp-password / --proxy-password (=VALUE or next word)"},
 }
 
 // Rules lists every kind and rule the scanner can report, with a one-line
