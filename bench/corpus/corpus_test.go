@@ -101,6 +101,10 @@ func TestGenLabels(t *testing.T) {
 			if err != nil || json.Unmarshal(raw, &h) != nil || h["alg"] == nil {
 				t.Errorf("jwt label at line %d (%s): header does not decode to JSON with alg", l.Line, l.Ctx)
 			}
+		case "cli_password":
+			if l.Ctx == "cli-curl-user" && !strings.Contains(v, ":") || strings.ContainsAny(v, "'\" $") {
+				t.Errorf("cli_password label at line %d (%s) is not a bare user:password / password", l.Line, l.Ctx)
+			}
 		case "basic":
 			raw, err := base64.StdEncoding.DecodeString(v)
 			if err != nil || !bytes.Contains(raw, []byte{':'}) {
@@ -113,7 +117,7 @@ func TestGenLabels(t *testing.T) {
 			t.Errorf("context %q never generated in 6000 lines", tpl.name)
 		}
 	}
-	for _, k := range []string{"jwt", "jwe", "bearer", "basic", "oauth", "github", "gitlab", "slack", "google", "stripe", "npm", "aws"} {
+	for _, k := range []string{"jwt", "jwe", "bearer", "basic", "oauth", "github", "gitlab", "slack", "google", "stripe", "npm", "aws", "cli_password"} {
 		if kinds[k] == 0 {
 			t.Errorf("kind %q missing", k)
 		}

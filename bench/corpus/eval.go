@@ -58,6 +58,8 @@ func family(kind string) string {
 		return "aws"
 	case strings.Contains(k, "basic"):
 		return "basic"
+	case strings.Contains(k, "password"):
+		return "password" // cli_password: curl -u / wget --password values
 	}
 	// bearer, dpop, oauth, oauth_access_token, refresh_token, client_secret,
 	// oauth_code, cookie tokens, …

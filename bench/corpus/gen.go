@@ -560,6 +560,31 @@ var positives = []template{
 	{"tsv", func(g *generator) {
 		g.l.s(time.Unix(g.ts, 0).UTC().Format(time.RFC3339), "\t", g.ip(), "\tGET\t/api\t").tok("jwt", "tsv", g.jwtTok()).s("\t200")
 	}},
+	{"cli-curl-user", func(g *generator) {
+		v := cliUser(g.r) + ":" + cliPassword(g.r)
+		switch g.r.IntN(6) {
+		case 0:
+			g.l.s("+ curl -sS -u ").tok("cli_password", "cli-curl-user", v).s(" https://ci.example.com", g.path())
+		case 1:
+			g.l.s("$ curl --user '").tok("cli_password", "cli-curl-user", v).s("' -X POST -H 'Content-Type: application/json' https://api.example.com", g.path())
+		case 2:
+			g.l.s(g.isoTime(), ` stdout F + curl -fsSL -u "`).tok("cli_password", "cli-curl-user", v).s(`" https://nexus.example.com/repository/raw/app.tgz -o app.tgz`)
+		case 3:
+			g.l.s(`{"log":"+ curl -u \"`).tok("cli_password", "cli-curl-user", v).s(`\" https://registry.example.com/v2/_catalog\n","stream":"stderr","time":"`, g.isoTime(), `"}`)
+		case 4:
+			g.l.s("  ", strconv.Itoa(100+g.r.IntN(900)), "  curl --user=").tok("cli_password", "cli-curl-user", v).s(" https://jenkins.example.com/crumbIssuer/api/json")
+		default:
+			g.l.s("DEBUG exec: /usr/bin/curl -s -u").tok("cli_password", "cli-curl-user", v).s(" https://es.example.com:9200/_cluster/health | jq .status")
+		}
+	}},
+	{"cli-wget-password", func(g *generator) {
+		u, pw := cliUser(g.r), cliPassword(g.r)
+		if g.r.IntN(2) == 0 {
+			g.l.s("+ wget -q --user=", u, " --password=").tok("cli_password", "cli-wget-password", pw).s(" https://artifacts.example.com/build.zip")
+		} else {
+			g.l.s("$ wget --http-user ", u, " --http-password '").tok("cli_password", "cli-wget-password", pw).s("' -O - https://x.example.com/f | tar xz")
+		}
+	}},
 	{"client-secret", func(g *generator) {
 		g.l.s(`{"client_id":"web-app","client_secret":"`).tok("oauth", "client-secret", randString(g.r, alnum+"-_.~", 40)).s(`","grant_type":"client_credentials"}`)
 	}},
@@ -642,6 +667,27 @@ var negatives = []template{
 	}},
 	{"session-path", func(g *generator) {
 		g.l.s(`"GET /api/sessions/`).negv("hex-path", randString(g.r, hexLower, 64)).s(`/events HTTP/1.1" 200 "docker.io/library/nginx@sha256:`).negv("hash", randString(g.r, hexLower, 64)).s(`"`)
+	}},
+	{"cli-not-credentials", func(g *generator) {
+		// -u options of other commands, and curl/wget without a literal password.
+		switch g.r.IntN(8) {
+		case 0:
+			g.l.s("+ sudo -u ", g.pick("root", "postgres", "www-data"), " systemctl restart ", g.svc())
+		case 1:
+			g.l.s("$ docker run --rm -u ").negv("uid-gid", strconv.Itoa(1000+g.r.IntN(100))+":"+strconv.Itoa(1000+g.r.IntN(100))).s(" -v $PWD:/src golang:1.26 go build ./...")
+		case 2:
+			g.l.s("+ curl -sS -u ").negv("placeholder", g.pick("$USER:$PASS", "${CI_USER}:${CI_TOKEN}", "admin:<password>", "user:xxx", "deploy:REDACTED", "user:***")).s(" https://ci.example.com/api/json")
+		case 3:
+			g.l.s(`+ curl -u "`).negv("placeholder", g.pick("${NEXUS_USER}:${NEXUS_PASS}", "$U:$P")).s(`" https://nexus.example.com`)
+		case 4:
+			g.l.s("+ curl -fsSL -u ", g.pick("deploy", "admin"), " https://x.example.com # prompts for the password")
+		case 5:
+			g.l.s("+ wget --user=", g.pick("deploy", "admin"), " --password=").negv("placeholder", g.pick("$WGET_PASSWORD", "${PASS}", "[REDACTED:cli_password:"+randString(g.r, hexLower, 8)+"]")).s(" https://x.example.com/f")
+		case 6:
+			g.l.s("ps -u ", g.pick("postgres", "nginx"), " -o pid,cmd; top -b -n1 -u ", g.pick("root", "app"), "; git log -u -1")
+		default:
+			g.l.s("+ pip install -U pip && curl -u ").negv("redacted-marker", "[REDACTED:cli_password:"+randString(g.r, hexLower, 8)+"]").s(" https://x.example.com")
+		}
 	}},
 	{"aws-example", func(g *generator) {
 		// The example key pair of the AWS documentation: it shows up in logs

@@ -131,6 +131,18 @@ func basicCredential(r *rand.Rand) string {
 	return base64.StdEncoding.EncodeToString([]byte(users[r.IntN(len(users))] + ":" + pw))
 }
 
+// cliUser and cliPassword make the values of curl -u / wget --password
+// (a password starts with a letter or digit: a leading $, %, # or * reads as
+// a placeholder).
+func cliUser(r *rand.Rand) string {
+	users := []string{"admin", "svc-deploy", "jenkins", "api", "alice@example.com", "backup", "ci-bot"}
+	return users[r.IntN(len(users))]
+}
+
+func cliPassword(r *rand.Rand) string {
+	return randString(r, alnum, 1) + randString(r, alnum+"!@_-", 9+r.IntN(14))
+}
+
 func uuid(r *rand.Rand) string {
 	b := randBytes(r, 16)
 	b[6] = b[6]&0x0f | 0x40
