@@ -84,9 +84,9 @@ type Engine struct {
 	// recent caches keys of non-workload pairs in seen (never seenOld): it is
 	// cleared whenever seen loses keys, so a hit means what a lookup would.
 	recent  [recentSlots]seenKey
-	svcKey  [2]uint64 // SipHash key of service names (kept in the state log)
-	svcName string    // the last service hashed, and its hash
-	svcHash uint64
+	svcKey  [2]uint64         // SipHash key of service names (kept in the state log)
+	svcs    [svcSlots]svcHash // the last services hashed (round robin)
+	svcNext int
 	// changed records what changed since the state log last wrote; nil
 	// when there is no state log.
 	changed *changes
@@ -164,12 +164,12 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 		cfg: cfg, clock: time.Now, log: slog.Default(),
 		once: map[[16]byte]int64{}, life: map[lifeKey]*lifeAgg{}, subjects: map[subjKey]*subjState{},
 		refresh: map[tokenwatch.Fingerprint]*refreshState{}, endpoints: map[string]*endpointState{},
-		seen: map[seenKey]bool{}, stop: make(chan struct{}),
+		seen: make(map[seenKey]bool, min(cfg.MaxState/2, seenHint)), stop: make(chan struct{}),
 	}
 	var k [16]byte
 	_, _ = rand.Read(k[:]) // never fails (crypto/rand)
 	e.svcKey = [2]uint64{binary.LittleEndian.Uint64(k[:8]), binary.LittleEndian.Uint64(k[8:])}
-	e.svcHash = sipHash(e.svcKey, "")
+	e.resetServices()
 	for _, o := range opts {
 		o(e)
 	}
@@ -280,6 +280,10 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 	return e.check(p, u, dst)
 }
 
+// seenHint sizes the seen map up front (16k pairs, 400 kB), so a starting
+// engine does not rehash it at every doubling.
+const seenHint = 1 << 14
+
 // recentSlots is the size of the direct-mapped cache of checked non-workload
 // (token, service) pairs in front of the seen maps.
 const recentSlots = 4096
@@ -307,10 +311,7 @@ func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Ale
 	if j == nil {
 		return dst
 	}
-	if u.Service != e.svcName { // services repeat: hash each once in a row
-		e.svcName, e.svcHash = u.Service, sipHash(e.svcKey, u.Service)
-	}
-	k := keyOf(u, e.svcHash)
+	k := keyOf(u, e.serviceHash(u.Service))
 	slot := &e.recent[k[0]%recentSlots]
 	if *slot == k {
 		return dst // checked before, not a workload: nothing per use
@@ -342,6 +343,35 @@ func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Ale
 // collision would only skip the per-token rules for one pair; at 2^-64 per
 // pair it does not happen, and without the key it cannot be made to.
 type seenKey [2]uint64
+
+// svcSlots services are remembered with their hash: a log stream names few
+// services, interleaved, so most uses find theirs without hashing.
+const svcSlots = 4
+
+type svcHash struct {
+	name string
+	hash uint64
+}
+
+func (e *Engine) serviceHash(name string) uint64 {
+	for i := range e.svcs {
+		if e.svcs[i].name == name {
+			return e.svcs[i].hash
+		}
+	}
+	h := sipHash(e.svcKey, name)
+	e.svcs[e.svcNext] = svcHash{name, h}
+	e.svcNext = (e.svcNext + 1) % svcSlots
+	return h
+}
+
+// resetServices forgets the hashed services (the hash key changed).
+func (e *Engine) resetServices() {
+	h := sipHash(e.svcKey, "")
+	for i := range e.svcs {
+		e.svcs[i] = svcHash{"", h}
+	}
+}
 
 // keyOf builds the key of u, whose service hashes to svcHash.
 func keyOf(u *tokenwatch.TokenUse, svcHash uint64) seenKey {
@@ -430,10 +460,10 @@ func isRefresh(u *tokenwatch.TokenUse) bool {
 		u.Param != "" && strings.Contains(strings.ToLower(u.Param), "refresh")
 }
 
-func audienceAllowed(sr *ServiceRule, aud []string) bool {
+func audienceAllowed(sr *serviceRule, aud []string) bool {
 	for _, a := range aud {
-		for _, g := range sr.Audiences {
-			if glob(g, a) {
+		for _, g := range sr.audiences {
+			if g.match(a) {
 				return true
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -423,4 +424,39 @@ func BenchmarkCheck(b *testing.B) {
 		dst = e.Check(&uses[i&4095], dst[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "uses/s")
+}
+
+// TestCompiledGlobsMatchPathMatch: a compiled glob (literal, prefix or
+// path.Match) agrees with path.Match on every pattern and name, except that
+// "" and "*" match anything, as they always did in policies.
+func TestCompiledGlobsMatchPathMatch(t *testing.T) {
+	patterns := []string{"", "*", "web-portal", "web-*", "ci-*", "*-app", "a?c", "[a-c]*", `web\-*`, "https://*.api.example.com", "orders:*", "x*y*"}
+	names := []string{"", "web-portal", "web-", "web-a/b", "ci-deployer", "ci", "mobile-app", "abc", "b-x", "https://eu.api.example.com", "https://a/b.api.example.com", "orders:read", "orders:", "xy", "x/y"}
+	for _, p := range patterns {
+		g := compileGlob(p)
+		for _, n := range names {
+			want, _ := path.Match(p, n)
+			if p == "" || p == "*" {
+				want = true // match anything, '/' too (as before compiling)
+			}
+			if got := g.match(n); got != want {
+				t.Errorf("pattern %q (kind %d) on %q: %v, path.Match %v", p, g.kind, n, got, want)
+			}
+		}
+	}
+}
+
+func FuzzGlob(f *testing.F) {
+	f.Add("web-*", "web-portal")
+	f.Add("https://*.api.example.com", "https://eu.api.example.com")
+	f.Add(`a\*`, "a*")
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		want, err := path.Match(pattern, name)
+		if err != nil || pattern == "" || pattern == "*" {
+			return // File.Validate rejects bad patterns; "" and "*" match anything
+		}
+		if got := compileGlob(pattern).match(name); got != want {
+			t.Errorf("pattern %q on %q: %v, path.Match %v", pattern, name, got, want)
+		}
+	})
 }

@@ -862,7 +862,7 @@ func (r *restorer) finish() {
 	c := e.changed
 	if m := r.meta; m != nil {
 		e.watermark, e.lifeDay, e.seenGen, e.svcKey = m.watermark, m.lifeDay, m.seenGen, m.svcKey
-		e.svcName, e.svcHash = "", sipHash(e.svcKey, "")
+		e.resetServices()
 	}
 	c.markMeta()
 	samePolicy := r.meta != nil && r.meta.digest == e.pol.Load().digest
