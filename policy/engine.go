@@ -280,9 +280,10 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 	return e.check(p, u, dst)
 }
 
-// seenHint sizes the seen map up front (16k pairs, 400 kB), so a starting
-// engine does not rehash it at every doubling.
-const seenHint = 1 << 14
+// seenHint sizes the seen map up front (4096 pairs, about 100 kB), so a
+// starting engine does not rehash it at every doubling; larger, the table's
+// cache misses cost the warm lookups more than the growth it saves.
+const seenHint = 1 << 12
 
 // recentSlots is the size of the direct-mapped cache of checked non-workload
 // (token, service) pairs in front of the seen maps.
