@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -140,9 +141,17 @@ type refreshState struct {
 	n     int
 }
 
+// maxAlertedTimes bounds the dispensary alert times kept per endpoint.
+const maxAlertedTimes = 8
+
+// dispensaryLateness is how far behind an endpoint's newest leak a leak may
+// be read and still be counted with its neighbours (topics and partitions are
+// read at their own pace; a backfill reads one far ahead of another).
+const dispensaryLateness = 6 * time.Hour
+
 type endpointState struct {
-	uses      []tokenwatch.TokenUse // leaks within the window, oldest first (copies)
-	quietTill int64                 // no new dispensary alert before this event time
+	uses    []tokenwatch.TokenUse // leaks within the window, oldest first (copies)
+	alerted []int64               // event times of the dispensary alerts raised (newest maxAlertedTimes)
 }
 
 // Option configures an Engine.
@@ -709,24 +718,51 @@ func (e *Engine) checkDispensary(p *compiled, u *tokenwatch.TokenUse, dst []toke
 	e.changed.markEndpoint(ep)
 	now := u.Time.Unix()
 	window := int64(p.file.Windows.Dispensary / time.Second)
+	// Leaks arrive out of event-time order (several topics and partitions):
+	// the window is taken on both sides of this leak's time, and so is the
+	// quiet period after an alert, so the same leaks raise the same number
+	// of alerts whatever order they are read in.
+	// Uses are kept while they are within dispensaryLateness of the newest;
+	// beyond 4 x dispensary_min_subjects, the ones farthest in time from
+	// this leak go first (the neighbourhood of the leak is what counts).
+	newest := now
+	for i := range st.uses {
+		newest = max(newest, st.uses[i].Time.Unix())
+	}
+	horizon := newest - int64(dispensaryLateness/time.Second)
 	keep := st.uses[:0]
 	for _, o := range st.uses {
-		if now-o.Time.Unix() <= window {
+		if o.Time.Unix() >= horizon {
 			keep = append(keep, o)
 		}
 	}
 	st.uses = append(keep, copyUse(u))
-	if len(st.uses) > 4*p.file.DispensaryMinSubjects { // bounded: only the newest matter
-		st.uses = slices.Delete(st.uses, 0, len(st.uses)-4*p.file.DispensaryMinSubjects)
+	if limit := 4 * p.file.DispensaryMinSubjects; len(st.uses) > limit {
+		slices.SortStableFunc(st.uses, func(a, b tokenwatch.TokenUse) int {
+			return cmp.Compare(abs(now-a.Time.Unix()), abs(now-b.Time.Unix()))
+		})
+		clear(st.uses[limit:])
+		st.uses = st.uses[:limit]
+		slices.SortStableFunc(st.uses, func(a, b tokenwatch.TokenUse) int { return a.Time.Compare(b.Time) })
 	}
 	subjects := map[string]bool{}
 	for i := range st.uses {
-		subjects[subjectOf(&st.uses[i])] = true
+		if abs(now-st.uses[i].Time.Unix()) <= window {
+			subjects[subjectOf(&st.uses[i])] = true
+		}
 	}
-	if len(subjects) < p.file.DispensaryMinSubjects || now < st.quietTill {
+	if len(subjects) < p.file.DispensaryMinSubjects {
 		return dst
 	}
-	st.quietTill = now + window
+	for _, t := range st.alerted {
+		if abs(now-t) < window {
+			return dst
+		}
+	}
+	st.alerted = append(st.alerted, now)
+	if len(st.alerted) > maxAlertedTimes {
+		st.alerted = slices.Delete(st.alerted, 0, len(st.alerted)-maxAlertedTimes)
+	}
 	var examples []string
 	for i := len(st.uses) - 1; i >= 0 && len(examples) < 3; i-- {
 		examples = append(examples, st.uses[i].Redacted)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,11 @@ func newEngine(t testing.TB, policyYAML string) *Engine {
 
 var fpSeq byte
 
+// leak makes a use a leak sighting of subject sub's token in service svc's log.
+func leak(svc, sub string) func(*tokenwatch.TokenUse) {
+	return func(u *tokenwatch.TokenUse) { u.Leak, u.Service, u.IP, u.JWT.Sub = true, svc, netip.Addr{}, sub }
+}
+
 // use builds an auth-log use of a JWT; mods adjust it.
 func use(at time.Duration, mods ...func(*tokenwatch.TokenUse)) tokenwatch.TokenUse {
 	fpSeq++
@@ -103,9 +109,6 @@ func TestFindings(t *testing.T) {
 	}
 	refresh := func(u *tokenwatch.TokenUse) {
 		u.Kind, u.Param, u.JWT, u.Scheme = "oauth_refresh_token", "refresh_token", nil, ""
-	}
-	leak := func(svc, sub string) func(*tokenwatch.TokenUse) {
-		return func(u *tokenwatch.TokenUse) { u.Leak, u.Service, u.IP, u.JWT.Sub = true, svc, netip.Addr{}, sub }
 	}
 	for _, tc := range []struct {
 		name string
@@ -459,4 +462,38 @@ func FuzzGlob(f *testing.F) {
 			t.Errorf("pattern %q on %q: %v, path.Match %v", pattern, name, got, want)
 		}
 	})
+}
+
+// TestDispensaryOrderIndependent: three bursts of leaks from one endpoint, an
+// hour and a half apart, read in event order, reversed and interleaved (as
+// several partitions deliver them) raise one alert per burst every time.
+func TestDispensaryOrderIndependent(t *testing.T) {
+	var leaks []tokenwatch.TokenUse
+	for burst := range 3 {
+		for k := range 4 {
+			at := time.Duration(burst)*97*time.Minute + time.Duration(k)*40*time.Second
+			leaks = append(leaks, use(at, leak("legacy-auth", fmt.Sprintf("s%d-%d", burst, k))))
+		}
+	}
+	reversed := slices.Clone(leaks)
+	slices.Reverse(reversed)
+	var interleaved []tokenwatch.TokenUse // the last burst first, the others in turns
+	interleaved = append(interleaved, leaks[8:]...)
+	for k := range 4 {
+		interleaved = append(interleaved, leaks[k], leaks[4+k])
+	}
+	for name, order := range map[string][]tokenwatch.TokenUse{"in order": leaks, "reversed": reversed, "interleaved": interleaved} {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, testPolicy)
+			got := run(e, order...)
+			if n := len(got); n != 3 {
+				t.Fatalf("%d findings %v, want 3 token_dispensary", n, types(got))
+			}
+			for _, a := range got {
+				if a.Type != TypeDispensary {
+					t.Errorf("finding %s", a.Type)
+				}
+			}
+		})
+	}
 }

@@ -391,7 +391,10 @@ func appendRefresh(b []byte, st *refreshState) []byte {
 
 func appendEndpoint(b []byte, st *endpointState) []byte {
 	b = append(b, stateVersion)
-	b = binary.AppendVarint(b, st.quietTill)
+	b = binary.AppendUvarint(b, uint64(len(st.alerted)))
+	for _, t := range st.alerted {
+		b = binary.AppendVarint(b, t)
+	}
 	b = binary.AppendUvarint(b, uint64(len(st.uses)))
 	for i := range st.uses {
 		b = appendUse(b, &st.uses[i])
@@ -687,7 +690,14 @@ func decodeApplied(v []byte) (*position, error) {
 func decodeEndpoint(v []byte) (*endpointState, error) {
 	r := reader{b: v}
 	r.version()
-	st := &endpointState{quietTill: r.varint()}
+	st := &endpointState{}
+	na := r.uvarint()
+	if na > maxAlertedTimes {
+		r.fail(fmt.Errorf("%d alert times is too many", na))
+	}
+	for i := uint64(0); i < na && r.err == nil; i++ {
+		st.alerted = append(st.alerted, r.varint())
+	}
 	n := r.uvarint()
 	if n > maxEndpointUses {
 		r.fail(fmt.Errorf("%d uses is too many", n))
