@@ -74,25 +74,40 @@ func TestKill9ExactlyOnce(t *testing.T) {
 			t.Errorf("%s: %d baseline row ids missing after the kills, %d extra", tb, missing, extra)
 		}
 	}
-	// The alerts are not yet exact. The anomaly and policy engines' state
-	// survives the kills (anomaly.state_log and policy.state_log, written
-	// after the outbox), but a revocation read after the use it covers does
-	// not apply (post_revocation_use), and a restart reads the topics in
-	// another interleaving, so a concurrent_replay pair can be judged on
-	// other uses and a token_dispensary's fifth subject can be another leak
-	// (another id; the uninterrupted baseline varies the same way from run
-	// to run). docs/reliability.md.
+	// Alerts: every incident the baseline reported is reported after the
+	// kills, as often, and nothing else. The anomaly and policy engines'
+	// state survives the kills (anomaly.state_log and policy.state_log,
+	// written after the outbox), and a revocation read after the use it
+	// covers still raises post_revocation_use. Alert ids are exact for most
+	// alerts, but a restart reads the topics in another interleaving, so a
+	// concurrent_replay pair can be judged on other uses of the same token
+	// and a token_dispensary's last subject can be another leak: the same
+	// incident under another id (the uninterrupted baseline varies the same
+	// way from run to run). Those are logged. docs/reliability.md.
 	t.Run("alerts_vs_baseline", func(t *testing.T) {
 		missing, extra := diffKeys(want.delivered, got.delivered)
-		if len(missing)+len(extra) == 0 && got.stats.alertIDs == want.stats.alertIDs {
-			return
+		if len(missing)+len(extra) > 0 {
+			types := map[string]int{}
+			for _, k := range missing {
+				types[want.types[k]]++
+			}
+			xtypes := map[string]int{}
+			for _, k := range extra {
+				xtypes[got.types[k]]++
+			}
+			t.Logf("alert ids: %d of %d baseline alert/update ids not delivered after the kills (by type %v), %d new (by type %v); incidents are compared below",
+				len(missing), len(want.delivered), types, len(extra), xtypes)
 		}
-		types := map[string]int{}
-		for _, k := range missing {
-			types[want.types[k]]++
+		for k, ids := range want.incidents {
+			if n := len(got.incidents[k]); n != len(ids) {
+				t.Errorf("incident %s: %d alerts after the kills, %d in the baseline", k, n, len(ids))
+			}
 		}
-		t.Logf("%d baseline alerts not raised after the kills (by type %v): %s", len(missing), types, short(missing))
-		t.Logf("%d alerts raised after the kills that the baseline has not: %s", len(extra), short(extra))
-		t.Skipf("known limitation (docs/reliability.md): %d of %d baseline alerts missing after the kills, %d extra", len(missing), len(want.delivered), len(extra))
+		for k, ids := range got.incidents {
+			if want.incidents[k] == nil {
+				t.Errorf("incident %s: %d alerts after the kills, none in the baseline", k, len(ids))
+			}
+		}
+		t.Logf("%d incidents in the baseline, %d after the kills", len(want.incidents), len(got.incidents))
 	})
 }
