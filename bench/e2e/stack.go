@@ -184,13 +184,18 @@ func deleteTopics(broker, prefix string) error {
 	return cc.DeleteTopics(names...)
 }
 
-// createStateTopic creates tokenwatch's anomaly state log topic
-// (<group>-anomaly-state: compacted, 4 partitions, as tokenwatch would create
-// it) and waits until it is served, as a deployment would provision it:
-// tokenwatch run reads it right after creating it itself, which can fail
-// while the new topic's partitions have no leader yet.
+// createStateTopic creates tokenwatch's state log topics (<group>-anomaly-state
+// and <group>-policy-state: compacted, 4 partitions, as tokenwatch would
+// create them) and waits until they are served, as a deployment would
+// provision them: tokenwatch run reads them right after creating them itself,
+// which can fail while a new topic's partitions have no leader yet.
 func createStateTopic(ctx context.Context, broker, group string) error {
-	return createTopic(ctx, broker, group+"-anomaly-state", 4, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
+	for _, suffix := range []string{"-anomaly-state", "-policy-state"} {
+		if err := createTopic(ctx, broker, group+suffix, 4, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // produceCorpus writes every record, in order, to the topic of its kind; the
