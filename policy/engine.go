@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -74,17 +75,17 @@ type Engine struct {
 	once      map[[16]byte]int64
 	life      map[lifeKey]*lifeAgg
 	lifeDay   int64 // day (unix/86400) of the watermark when summaries were last checked
-	subjects  map[subjKey]*subjState
+	subjects  map[subjHash]*subjState
+	subjSeed  [2]maphash.Seed // of subjectHash (not kept: a restore hashes the keys again)
+	issClient [issClientSlots]issClientHash
+	icNext    int
 	refresh   map[tokenwatch.Fingerprint]*refreshState
 	endpoints map[string]*endpointState
 	// seen remembers which (token, service) pairs were checked, two
-	// generations deep: the per-token rules run once per pair, and only
-	// workload tokens are checked on every use (their network can change).
-	seen, seenOld map[seenKey]bool // value: the token's client is a workload
-	seenGen       uint64           // generation of seen (seenOld is seenGen-1)
-	// recent caches keys of non-workload pairs in seen (never seenOld): it is
-	// cleared whenever seen loses keys, so a hit means what a lookup would.
-	recent  [recentSlots]seenKey
+	// generations deep (seen.go): the per-token rules run once per pair, and
+	// only workload tokens are checked on every use (their network can change).
+	seen    seenSet
+	seenGen uint64            // generation of seen's current keys (its old ones are seenGen-1)
 	svcKey  [2]uint64         // SipHash key of service names (kept in the state log)
 	svcs    [svcSlots]svcHash // the last services hashed (round robin)
 	svcNext int
@@ -120,7 +121,24 @@ type lifeAgg struct {
 
 type subjKey struct{ issuer, client, subject string }
 
+// subjHash names a subject in 16 bytes: two keyed hashes of its subjKey, so
+// that a lookup hashes the token's sub claim alone (the issuer and client
+// are few, and hashed once) and compares no strings. A collision would merge
+// two subjects' escalation state; at 2^-128 per pair, under random keys an
+// attacker does not know, it does not happen.
+type subjHash [2]uint64
+
+// issClientSlots (issuer, client) pairs are remembered with their hash.
+const issClientSlots = 4
+
+type issClientHash struct {
+	issuer, client string
+	h              [2]uint64
+	valid          bool
+}
+
 type subjState struct {
+	key    subjKey
 	fp     tokenwatch.Fingerprint
 	scopes []string // sorted
 	t      int64
@@ -171,9 +189,10 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, clock: time.Now, log: slog.Default(),
-		once: map[[16]byte]int64{}, life: map[lifeKey]*lifeAgg{}, subjects: map[subjKey]*subjState{},
-		refresh: map[tokenwatch.Fingerprint]*refreshState{}, endpoints: map[string]*endpointState{},
-		seen: make(map[seenKey]bool, min(cfg.MaxState/2, seenHint)), stop: make(chan struct{}),
+		once: map[[16]byte]int64{}, life: map[lifeKey]*lifeAgg{}, subjects: map[subjHash]*subjState{},
+		subjSeed: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		refresh:  map[tokenwatch.Fingerprint]*refreshState{}, endpoints: map[string]*endpointState{},
+		seen: newSeenSet(min(cfg.MaxState/2, seenHint)), stop: make(chan struct{}),
 	}
 	var k [16]byte
 	_, _ = rand.Read(k[:]) // never fails (crypto/rand)
@@ -252,15 +271,10 @@ func (e *Engine) Reload() {
 	e.pol.Store(compile(f))
 	// Tokens checked under the old policy are checked again under the new one.
 	e.mu.Lock()
-	for k := range e.seen {
-		e.changed.markSeen(k)
+	if e.changed != nil {
+		e.seen.all(func(k seenKey, _ uint8) { e.changed.markSeen(k) })
 	}
-	for k := range e.seenOld {
-		e.changed.markSeen(k)
-	}
-	clear(e.seen)
-	e.seenOld = nil
-	e.recent = [recentSlots]seenKey{}
+	e.seen.reset()
 	e.mu.Unlock()
 	metricReloads.WithLabelValues("ok").Inc()
 	e.log.Info("policy reloaded", "file", e.cfg.File)
@@ -289,14 +303,9 @@ func (e *Engine) Check(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwa
 	return e.check(p, u, dst)
 }
 
-// seenHint sizes the seen map up front (4096 pairs, about 100 kB), so a
-// starting engine does not rehash it at every doubling; larger, the table's
-// cache misses cost the warm lookups more than the growth it saves.
+// seenHint sizes the seen set up front (4096 pairs: 8192 slots, 136 kB), so
+// a starting engine does not rehash it at every doubling.
 const seenHint = 1 << 12
-
-// recentSlots is the size of the direct-mapped cache of checked non-workload
-// (token, service) pairs in front of the seen maps.
-const recentSlots = 4096
 
 func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
 	if e.changed != nil && u.Origin.IsKafka() && e.replayed(u) {
@@ -322,29 +331,17 @@ func (e *Engine) check(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Ale
 		return dst
 	}
 	k := keyOf(u, e.serviceHash(u.Service))
-	slot := &e.recent[k[0]%recentSlots]
-	if *slot == k {
-		return dst // checked before, not a workload: nothing per use
-	}
-	workload, seen := e.seen[k]
-	if !seen {
-		if workload, seen = e.seenOld[k]; seen {
-			e.remember(k, workload)
+	if f := e.seen.lookup(k); f != 0 {
+		if f&seenCurrent == 0 { // from the old generation: keep it
+			e.remember(k, f&seenWorkload != 0)
 		}
-	}
-	if seen {
-		if !workload {
-			*slot = k
-		} else if !u.Leak {
+		if f&seenWorkload != 0 && !u.Leak {
 			dst = e.checkWorkload(p, p.client(j.Iss, j.ClientID), u, dst)
 		}
 		return dst
 	}
 	cp := p.client(j.Iss, j.ClientID)
 	e.remember(k, cp.Workload)
-	if !cp.Workload {
-		*slot = k
-	}
 	return e.checkToken(p, cp, u, dst)
 }
 
@@ -393,17 +390,15 @@ func keyOf(u *tokenwatch.TokenUse, svcHash uint64) seenKey {
 	return k
 }
 
+// remember puts k in the current generation of seen, rotating the
+// generations when the current one is full.
 func (e *Engine) remember(k seenKey, workload bool) {
-	if len(e.seen) >= e.cfg.MaxState/2 {
-		for old := range e.seenOld {
-			e.changed.markSeen(old) // gone: a tombstone
-		}
-		e.seenOld, e.seen = e.seen, make(map[seenKey]bool, len(e.seen))
+	if e.seen.cur >= e.cfg.MaxState/2 {
+		e.seen.rotate(e.changed.markSeen) // the old generation's keys: tombstones
 		e.seenGen++
-		e.recent = [recentSlots]seenKey{}
 		e.changed.markMeta()
 	}
-	e.seen[k] = workload
+	e.seen.put(k, workload)
 	e.changed.markSeen(k)
 }
 
@@ -597,18 +592,19 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 	if j.Sub == "" || len(j.Scope) == 0 {
 		return dst
 	}
-	k := subjKey{j.Iss, j.ClientID, j.Sub}
-	prev := e.subjects[k]
+	h := e.subjectHash(j.Iss, j.ClientID, j.Sub)
+	prev := e.subjects[h]
 	if prev != nil && prev.fp == u.Fingerprint {
 		return dst // same token again: nothing new
 	}
+	k := subjKey{j.Iss, j.ClientID, j.Sub}
 	now := u.Time.Unix()
 	if prev == nil {
-		st := &subjState{fp: u.Fingerprint, scopes: sortedCopy(j.Scope), t: now, use: *u}
+		st := &subjState{key: k, fp: u.Fingerprint, scopes: sortedCopy(j.Scope), t: now, use: *u}
 		st.use.Sealed = nil
-		e.subjects[k] = st
+		e.subjects[h] = st
 		e.changed.markSubject(k)
-		e.bound(len(e.subjects), func() { dropHalf(e.subjects, e.changed.markSubject) })
+		e.bound(len(e.subjects), e.dropHalfSubjects)
 		return dst
 	}
 	// Most new tokens of a subject carry the scopes of the previous one.
@@ -630,11 +626,45 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 		if !same {
 			prev.scopes = sortedCopy(j.Scope)
 		}
-		prev.fp, prev.t, prev.use = u.Fingerprint, now, *u
+		prev.key, prev.fp, prev.t, prev.use = k, u.Fingerprint, now, *u
 		prev.use.Sealed = nil
 		e.changed.markSubject(k)
 	}
 	return dst
+}
+
+// subjectHash returns the subjHash of (issuer, client, subject).
+func (e *Engine) subjectHash(issuer, client, subject string) subjHash {
+	var ic [2]uint64
+	found := false
+	for i := range e.issClient {
+		if c := &e.issClient[i]; c.valid && c.client == client && c.issuer == issuer {
+			ic, found = c.h, true
+			break
+		}
+	}
+	if !found {
+		k := [2]string{issuer, client}
+		ic = [2]uint64{maphash.Comparable(e.subjSeed[0], k), maphash.Comparable(e.subjSeed[1], k)}
+		e.issClient[e.icNext] = issClientHash{issuer, client, ic, true}
+		e.icNext = (e.icNext + 1) % issClientSlots
+	}
+	// The subject is hashed under the other seed of each pair, so that no
+	// (issuer, client) hash can cancel a subject's.
+	return subjHash{ic[0] ^ maphash.String(e.subjSeed[1], subject), ic[1] ^ maphash.String(e.subjSeed[0], subject)}
+}
+
+// dropHalfSubjects deletes about half of the subjects.
+func (e *Engine) dropHalfSubjects() {
+	n := len(e.subjects) / 2
+	for h, st := range e.subjects {
+		if n == 0 {
+			return
+		}
+		delete(e.subjects, h)
+		e.changed.markSubject(st.key)
+		n--
+	}
 }
 
 // sameSorted reports whether scopes (in any order, no duplicates expected)
@@ -736,22 +766,47 @@ func (e *Engine) checkDispensary(p *compiled, u *tokenwatch.TokenUse, dst []toke
 			keep = append(keep, o)
 		}
 	}
+	clear(st.uses[len(keep):])
 	st.uses = append(keep, copyUse(u))
 	if limit := 4 * p.file.DispensaryMinSubjects; len(st.uses) > limit {
-		slices.SortStableFunc(st.uses, func(a, b tokenwatch.TokenUse) int {
-			return cmp.Compare(abs(now-a.Time.Unix()), abs(now-b.Time.Unix()))
-		})
-		clear(st.uses[limit:])
-		st.uses = st.uses[:limit]
+		if len(st.uses) == limit+1 {
+			// One use too many (the usual case): drop the farthest, the
+			// last of equal ones, as the stable sort below would.
+			far, d := 0, int64(-1)
+			for i := range st.uses {
+				if di := abs(now - st.uses[i].Time.Unix()); di >= d {
+					far, d = i, di
+				}
+			}
+			st.uses = slices.Delete(st.uses, far, far+1)
+		} else { // the policy lowered dispensary_min_subjects
+			slices.SortStableFunc(st.uses, func(a, b tokenwatch.TokenUse) int {
+				return cmp.Compare(abs(now-a.Time.Unix()), abs(now-b.Time.Unix()))
+			})
+			clear(st.uses[limit:])
+			st.uses = st.uses[:limit]
+		}
+		// Uses of equal times are at equal distances, so they keep their
+		// relative order either way.
 		slices.SortStableFunc(st.uses, func(a, b tokenwatch.TokenUse) int { return a.Time.Compare(b.Time) })
 	}
-	subjects := map[string]bool{}
+	subjects := 0
 	for i := range st.uses {
-		if abs(now-st.uses[i].Time.Unix()) <= window {
-			subjects[subjectOf(&st.uses[i])] = true
+		if abs(now-st.uses[i].Time.Unix()) > window {
+			continue
+		}
+		dup := false
+		for j := range i {
+			if abs(now-st.uses[j].Time.Unix()) <= window && sameSubject(&st.uses[i], &st.uses[j]) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			subjects++
 		}
 	}
-	if len(subjects) < p.file.DispensaryMinSubjects {
+	if subjects < p.file.DispensaryMinSubjects {
 		return dst
 	}
 	for _, t := range st.alerted {
@@ -769,7 +824,7 @@ func (e *Engine) checkDispensary(p *compiled, u *tokenwatch.TokenUse, dst []toke
 	}
 	bucket := time.Unix(now/window*window, 0).UTC().Format(time.RFC3339)
 	a := e.newAlert(p, u, TypeDispensary,
-		fmt.Sprintf("%s leaked tokens of %d distinct subjects within %s (e.g. %s).", ep, len(subjects), p.file.Windows.Dispensary, strings.Join(examples, ", ")),
+		fmt.Sprintf("%s leaked tokens of %d distinct subjects within %s (e.g. %s).", ep, subjects, p.file.Windows.Dispensary, strings.Join(examples, ", ")),
 		ep, bucket)
 	a.Evidence = a.Evidence[:0]
 	for i := range st.uses {
@@ -871,11 +926,17 @@ func copyUse(u *tokenwatch.TokenUse) tokenwatch.TokenUse {
 	return c
 }
 
-func subjectOf(u *tokenwatch.TokenUse) string {
-	if u.JWT != nil && u.JWT.Sub != "" {
-		return "sub:" + u.JWT.Iss + "\x00" + u.JWT.Sub
+// sameSubject reports whether a and b are uses of tokens of one subject: the
+// same issuer and sub claim, or, for tokens without a subject, one token.
+func sameSubject(a, b *tokenwatch.TokenUse) bool {
+	as, bs := a.JWT != nil && a.JWT.Sub != "", b.JWT != nil && b.JWT.Sub != ""
+	if as != bs {
+		return false
 	}
-	return "fp:" + u.Fingerprint.String()
+	if as {
+		return a.JWT.Sub == b.JWT.Sub && a.JWT.Iss == b.JWT.Iss
+	}
+	return a.Fingerprint == b.Fingerprint
 }
 
 // netOf is the network a use came from: its ASN when known, else its /24 (IPv4) or /48 (IPv6).

@@ -237,12 +237,11 @@ func (e *Engine) appendChanges(recs []record, buf []byte) ([]record, []byte) {
 		k0 := len(buf)
 		buf = appendSeenKey(append(buf, recSeen), k)
 		k1 := len(buf)
-		gen, workload := e.seenGen, false
-		w, ok := e.seen[k]
-		if ok {
-			workload = w
-		} else if w, ok = e.seenOld[k]; ok {
-			gen, workload = gen-1, w
+		f := e.seen.lookup(k)
+		ok := f != 0
+		gen, workload := e.seenGen, f&seenWorkload != 0
+		if f&seenCurrent == 0 {
+			gen--
 		}
 		if ok {
 			buf = binary.AppendUvarint(append(buf, stateVersion), gen)
@@ -264,7 +263,7 @@ func (e *Engine) appendChanges(recs []record, buf []byte) ([]record, []byte) {
 		k0 := len(buf)
 		buf = appendSubjectKey(buf, k)
 		k1 := len(buf)
-		st, ok := e.subjects[k]
+		st, ok := e.subjects[e.subjectHash(k.issuer, k.client, k.subject)]
 		if ok {
 			buf = appendSubject(buf, st)
 		}
@@ -808,14 +807,15 @@ func (r *restorer) apply(key, value []byte) error {
 			return err
 		}
 		if del {
-			delete(e.subjects, sk)
+			delete(e.subjects, e.subjectHash(sk.issuer, sk.client, sk.subject))
 			break
 		}
 		st, err := decodeSubject(value)
 		if err != nil {
 			return err
 		}
-		e.subjects[sk] = st
+		st.key = sk
+		e.subjects[e.subjectHash(sk.issuer, sk.client, sk.subject)] = st
 	case recRefresh:
 		fp, err := fixed("refresh")
 		if err != nil {
@@ -876,8 +876,7 @@ func (r *restorer) finish() {
 	}
 	c.markMeta()
 	samePolicy := r.meta != nil && r.meta.digest == e.pol.Load().digest
-	clear(e.seen)
-	e.seenOld = nil
+	e.seen.reset()
 	for k, s := range r.seen {
 		switch {
 		case !samePolicy:
@@ -885,17 +884,13 @@ func (r *restorer) finish() {
 			// as after a reload.
 			c.markSeen(k)
 		case s.gen == e.seenGen:
-			e.seen[k] = s.workload
+			e.seen.add(k, s.workload, true)
 		case s.gen+1 == e.seenGen:
-			if e.seenOld == nil {
-				e.seenOld = make(map[seenKey]bool, len(r.seen))
-			}
-			e.seenOld[k] = s.workload
+			e.seen.add(k, s.workload, false)
 		default: // a generation that was dropped before its tombstones were written
 			c.markSeen(k)
 		}
 	}
-	e.recent = [recentSlots]seenKey{}
 	e.lastPos = nil
 	// A smaller policy.max_state than the one the state was written under.
 	if len(e.once) > e.cfg.MaxState {
@@ -906,7 +901,7 @@ func (r *restorer) finish() {
 		drop func()
 	}{
 		{len(e.life), func() { dropHalf(e.life, c.markLife) }},
-		{len(e.subjects), func() { dropHalf(e.subjects, c.markSubject) }},
+		{len(e.subjects), e.dropHalfSubjects},
 		{len(e.refresh), func() { dropHalf(e.refresh, c.markRefresh) }},
 		{len(e.endpoints), func() { dropHalf(e.endpoints, c.markEndpoint) }},
 	} {

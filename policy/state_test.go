@@ -330,13 +330,7 @@ func TestChangesAreTombstoned(t *testing.T) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	seen := len(e.seen)
-	for k := range e.seenOld {
-		if _, ok := e.seen[k]; !ok {
-			seen++
-		}
-	}
-	want := 1 + len(e.once) + seen + len(e.life) + len(e.subjects) + len(e.refresh) + len(e.endpoints) + len(e.applied)
+	want := 1 + len(e.once) + e.seen.n + len(e.life) + len(e.subjects) + len(e.refresh) + len(e.endpoints) + len(e.applied)
 	if len(tp) != want {
 		t.Errorf("topic holds %d keys, the engine %d entries", len(tp), want)
 	}
