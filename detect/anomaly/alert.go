@@ -76,16 +76,12 @@ func alertID(typ string, key *tokenwatch.Fingerprint, source string, partition i
 // revocation). Its id is the one the in-order path gives for the
 // observation's newest use (the only one that came after the revocation, in
 // the common case); the token fields a kept observation does not hold (kind,
-// subject, client_id, sealed value) stay empty, and jti and issuer come from
-// the revocation.
+// redacted preview, subject, client_id, sealed value) stay empty, and jti and
+// issuer come from the revocation.
 func (r *ruleCtx) lateRevocationAlert(dst []tokenwatch.Alert, o *obs, rv *tokenwatch.Revocation, sinceMs int64) []tokenwatch.Alert {
 	ev := r.evidenceOf(o)
 	typ := tokenwatch.AlertPostRevocationUse
-	red := r.s.redacted()
-	name := "Token " + red
-	if red == "" {
-		name = "Token " + r.s.fp.String()[:12] + "…"
-	}
+	name := "Token " + r.s.fp.String()[:12] + "…"
 	if rv.JTI != "" {
 		name += " (jti " + rv.JTI + ")"
 	}
@@ -101,7 +97,6 @@ func (r *ruleCtx) lateRevocationAlert(dst []tokenwatch.Alert, o *obs, rv *tokenw
 		Type:        typ,
 		Severity:    r.e.cfg.severity(typ),
 		Fingerprint: r.s.fp.String(),
-		Redacted:    red,
 		JTI:         rv.JTI,
 		Issuer:      rv.Issuer,
 		Service:     ev.Service,

@@ -18,7 +18,7 @@ import (
 
 const (
 	useVersion   = 1
-	stateVersion = 2 // 2 added the token's fingerprint and redacted preview; 1 is still read
+	stateVersion = 2 // 2 added the token's fingerprint; 1 is still read
 	// maxField bounds any one decoded string or byte field.
 	maxField = 1 << 20
 	// maxList bounds decoded list lengths (aud, scope).
@@ -377,9 +377,8 @@ func (e *Engine) Snapshot(dst []byte, key tokenwatch.Fingerprint) ([]byte, bool)
 	b := append(dst, stateVersion)
 	b = append(b, s.key[:]...)
 	b = append(b, s.fp[:]...)
-	b = appendStr(b, s.redacted())
-	b = binary.AppendVarint(b, s.base)
-	b = binary.AppendUvarint(b, uint64(s.first))
+	b = binary.AppendVarint(b, s.baseMs())
+	b = binary.AppendUvarint(b, 0) // was first seen (version 1); unused
 	b = binary.AppendUvarint(b, uint64(s.exp))
 	b = append(b, s.flags&(stLeakAlerted|stHasLeak))
 	b = binary.AppendVarint(b, int64(s.leakDt))
@@ -406,6 +405,16 @@ func (e *Engine) Snapshot(dst []byte, key tokenwatch.Fingerprint) ([]byte, bool)
 		b = appendStr(b, sh.in.orgs[o.asn])
 	}
 	return b, true
+}
+
+// addMs adds rem to the relative time dt, failing r when it overflows.
+func addMs(r *reader, dt, rem int32) int32 {
+	d := int64(dt) + int64(rem)
+	if d > math.MaxInt32 {
+		r.fail(errors.New("relative time out of range"))
+		return 0
+	}
+	return int32(d)
 }
 
 type snapObs struct {
@@ -436,17 +445,25 @@ func (e *Engine) Restore(snap []byte) error {
 	s.fp = s.key
 	if v >= 2 {
 		copy(s.fp[:], r.bytes(16))
-		if red := r.str(); len(red) <= len(s.red) {
-			copy(s.red[:], red)
-		}
 	}
-	s.base = r.varint()
-	s.first = r.u32()
+	baseMs := r.varint()
+	if baseMs < 0 || baseMs/1000 > math.MaxUint32 {
+		r.fail(errors.New("base time out of range"))
+	}
+	s.baseSec = uint32(baseMs / 1000)
+	rem := int32(baseMs % 1000) // added to every relative time below
+	_ = r.u32()                 // first seen (unused)
 	s.exp = r.u32()
 	s.flags = (r.byte() & (stLeakAlerted | stHasLeak)) | stLive
-	s.leakDt = r.i32()
+	s.leakDt = addMs(&r, r.i32(), rem)
 	for i := range s.alerted {
-		s.alerted[i] = r.u32()
+		k := r.u32()
+		if v < 2 {
+			k = 0 // version 1 kept 32-bit keys of another hash: forget them
+		} else if k > math.MaxUint16 {
+			r.fail(errors.New("dedupe key out of range"))
+		}
+		s.alerted[i] = uint16(k)
 	}
 	s.alertAt = r.byte() % uint8(len(s.alerted))
 	n := int(r.byte())
@@ -460,7 +477,7 @@ func (e *Engine) Restore(snap []byte) error {
 		o := &so.o
 		copy(o.ip[:], r.bytes(16))
 		o.poff = r.uvarint()
-		o.dt = r.i32()
+		o.dt = addMs(&r, r.i32(), rem)
 		o.lat, o.lon = r.i32(), r.i32()
 		o.asn = r.u32()
 		rad, st := r.uvarint(), r.uvarint()
@@ -491,7 +508,7 @@ func (e *Engine) Restore(snap []byte) error {
 		sh.release(idx)
 		metricTokens.Dec()
 	}
-	idx := e.newState(sh, key, s.base)
+	idx := e.newState(sh, key, s.baseMs())
 	st := sh.at(idx)
 	*st = s
 	st.flags |= stRef

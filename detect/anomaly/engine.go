@@ -228,9 +228,6 @@ func (e *Engine) observe(u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []token
 	if u.JWT != nil && u.JWT.Exp > 0 {
 		s.exp = clampU32(u.JWT.Exp)
 	}
-	if sec := clampU32(ms / 1000); sec < s.first {
-		s.first = sec
-	}
 	o, fits := e.makeObs(sh, s, u, ms)
 	if !fits {
 		metricLate.Inc()
@@ -314,9 +311,7 @@ func (e *Engine) newState(sh *shard, key tokenwatch.Fingerprint, ms int64) uint3
 	}
 	idx := sh.alloc(key)
 	metricTokens.Inc()
-	s := sh.at(idx)
-	s.base = ms
-	s.first = clampU32(ms / 1000)
+	sh.at(idx).setBase(ms)
 	return idx
 }
 
@@ -351,7 +346,7 @@ func (e *Engine) makeObs(sh *shard, s *state, u *tokenwatch.TokenUse, ms int64) 
 	var o obs
 	dt, ok := s.rel(ms)
 	if !ok {
-		if ms < s.base {
+		if ms < s.baseMs() {
 			return o, false
 		}
 		s.rebase(ms)

@@ -12,15 +12,20 @@ type ruleCtx struct {
 	sh  *shard
 	s   *state
 	u   *tokenwatch.TokenUse
-	o   *obs // the use as an observation (dt relative to s.base)
+	o   *obs // the use as an observation (dt relative to the state's base)
 	ms  int64
 	key tokenwatch.Fingerprint
 }
 
 // dedupeKey hashes an alert type with the networks involved: the engine raises
 // an alert of a type for a token once per distinct set of networks (among the
-// last few it raised), so a storm of identical evidence is one alert.
-func dedupeKey(typ string, a, b *obs) uint32 {
+// last few it raised), so a storm of identical evidence is one alert. The key
+// is 16 bits, the type in the top 3 and a hash of the networks below, so keys
+// of different types never collide; two network sets of one type collide
+// with probability 2^-13, which at worst folds a further alert of a type the
+// token already raised into the previous one (the alert policy merges those
+// into updates anyway).
+func dedupeKey(typ string, a, b *obs) uint16 {
 	h := uint32(2166136261)
 	mix := func(v uint32) {
 		for range 4 {
@@ -29,17 +34,13 @@ func dedupeKey(typ string, a, b *obs) uint32 {
 			v >>= 8
 		}
 	}
-	mix(uint32(typeIndex(typ)) + 1)
 	na, nb := netID(a), netID(b)
 	if nb < na {
 		na, nb = nb, na
 	}
 	mix(na)
 	mix(nb)
-	if h == 0 {
-		h = 1
-	}
-	return h
+	return uint16(typeIndex(typ)+1)<<13 | uint16(h^h>>16)&(1<<13-1)
 }
 
 // netID names an observation's network for deduplication: its ASN, or a hash
@@ -54,7 +55,7 @@ func netID(o *obs) uint32 {
 	return binary.LittleEndian.Uint32(o.ip[12:]) ^ binary.LittleEndian.Uint32(o.ip[4:8])
 }
 
-func (r *ruleCtx) suppressed(typ string, k uint32) bool {
+func (r *ruleCtx) suppressed(typ string, k uint16) bool {
 	if r.s.seenAlert(k) {
 		suppressedCounters[typeIndex(typ)].Inc()
 		return true

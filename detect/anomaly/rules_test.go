@@ -372,8 +372,15 @@ func TestLateRevocation(t *testing.T) {
 			}
 			for i := range got {
 				g, w := got[i], want[i]
-				checkAlert(t, &g)
-				if g.ID != w.ID || !g.EventTime.Equal(w.EventTime) || g.Fingerprint != w.Fingerprint || g.Redacted != w.Redacted || g.Service != w.Service {
+				// The redacted preview is not kept per token: the late alert
+				// names the token by its fingerprint.
+				if g.Redacted != "" {
+					t.Errorf("late alert has a redacted preview %q", g.Redacted)
+				}
+				c := g
+				c.Redacted = w.Redacted
+				checkAlert(t, &c)
+				if g.ID != w.ID || !g.EventTime.Equal(w.EventTime) || g.Fingerprint != w.Fingerprint || g.Service != w.Service {
 					t.Errorf("late alert %d differs from the in-order one:\n got %s %v %s %s\nwant %s %v %s %s",
 						i, g.ID, g.EventTime, g.Fingerprint, g.Service, w.ID, w.EventTime, w.Fingerprint, w.Service)
 				}

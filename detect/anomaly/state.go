@@ -1,7 +1,6 @@
 package anomaly
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -140,48 +139,45 @@ const (
 	stRef                     // used since the clock hand last passed (CLOCK)
 )
 
-// state is one token's history: 312 bytes. The header comes first so a
+// state is one token's history: 280 bytes. The header comes first so a
 // lookup's key compare and the rules' header reads share one cache line.
 type state struct {
 	key     tokenwatch.Fingerprint
 	fp      tokenwatch.Fingerprint // the token's fingerprint (= key unless keyed by jti)
-	red     [16]byte               // its redacted preview, NUL-padded ("" when longer)
-	base    int64                  // unix ms that obs.dt is relative to
-	first   uint32                 // first seen, unix seconds
-	leakDt  int32                  // first leak sighting, ms relative to base
-	exp     uint32                 // token exp, unix seconds; 0 unknown
-	alerted [4]uint32              // dedupe keys of the last alerts raised (ring)
+	baseSec uint32                 // unix seconds; obs.dt is in ms relative to baseSec*1000
+	leakDt  int32                  // first leak sighting, ms relative to the base
+	exp     uint32                 // token exp, unix seconds; 0 unknown; free-list link of a free slot
+	alerted [4]uint16              // dedupe keys of the last alerts raised (ring)
 	n       uint8
 	flags   uint8
 	alertAt uint8         // next slot in alerted
 	ring    [ringSize]obs // sorted by dt, oldest first; ring[:n] valid
 }
 
-func (s *state) ms(dt int32) int64 { return s.base + int64(dt) }
+// baseMs is the unix ms that obs.dt is relative to.
+func (s *state) baseMs() int64 { return int64(s.baseSec) * 1000 }
 
-// setToken records the token's fingerprint and redacted preview (what a
-// late revocation's alert names it by).
-func (s *state) setToken(u *tokenwatch.TokenUse) {
-	s.fp = u.Fingerprint
-	s.red = [16]byte{}
-	if len(u.Redacted) <= len(s.red) {
-		copy(s.red[:], u.Redacted)
+// setBase makes ms (or the second it falls in) the base.
+func (s *state) setBase(ms int64) { s.baseSec = clampU32(floorDiv(ms, 1000)) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
 	}
+	return q
 }
 
-// redacted returns the kept redacted preview.
-func (s *state) redacted() string {
-	n := bytes.IndexByte(s.red[:], 0)
-	if n < 0 {
-		n = len(s.red)
-	}
-	return string(s.red[:n])
-}
+func (s *state) ms(dt int32) int64 { return s.baseMs() + int64(dt) }
+
+// setToken records the token's fingerprint (what a late revocation's alert
+// names it by).
+func (s *state) setToken(u *tokenwatch.TokenUse) { s.fp = u.Fingerprint }
 
 // lastMs is the event time of the newest observation.
 func (s *state) lastMs() int64 {
 	if s.n == 0 {
-		return s.base
+		return s.baseMs()
 	}
 	return s.ms(s.ring[s.n-1].dt)
 }
@@ -208,7 +204,7 @@ func (s *state) expired(nowMs int64, idleTTL, grace time.Duration) bool {
 
 // seenAlert reports whether an alert with dedupe key k was raised recently,
 // and if not records it.
-func (s *state) seenAlert(k uint32) bool {
+func (s *state) seenAlert(k uint16) bool {
 	for _, a := range s.alerted {
 		if a == k {
 			return true
@@ -222,7 +218,7 @@ func (s *state) seenAlert(k uint32) bool {
 // rel converts unix ms to the state's relative time; ok is false when it does
 // not fit (more than ~24 days from base).
 func (s *state) rel(ms int64) (int32, bool) {
-	d := ms - s.base
+	d := ms - s.baseMs()
 	if d < math.MinInt32 || d > math.MaxInt32 {
 		return 0, false
 	}
@@ -232,8 +228,8 @@ func (s *state) rel(ms int64) (int32, bool) {
 // rebase moves base so that ms fits, dropping observations that no longer fit.
 // Only called for ms newer than everything.
 func (s *state) rebase(ms int64) {
-	nb := ms - 1<<30 // keep ~12 days of history before ms
-	shift := nb - s.base
+	nbSec := floorDiv(ms-1<<30, 1000) // keep ~12 days of history before ms
+	shift := nbSec*1000 - s.baseMs()
 	j := 0
 	for i := 0; i < int(s.n); i++ {
 		d := int64(s.ring[i].dt) - shift
@@ -255,7 +251,7 @@ func (s *state) rebase(ms int64) {
 		}
 		s.leakDt = int32(d)
 	}
-	s.base = nb
+	s.baseSec = clampU32(nbSec)
 }
 
 // insert adds o (o.dt relative to base) keeping the ring sorted; when full, the
@@ -305,14 +301,14 @@ func (s *state) mergeable(o *obs) bool {
 
 // ---- shard: hash table + slab + CLOCK ---------------------------------------
 
-const pageBits = 10 // 1024 states of 312 bytes = 39 x 8 KiB, no size-class waste
+const pageBits = 10 // 1024 states of 280 bytes = 35 x 8 KiB, no size-class waste
 const pageSize = 1 << pageBits
 
 type shard struct {
 	mu        sync.Mutex
 	table     []uint32 // open addressing, linear probing; slot index + 1, 0 = empty
 	pages     [][]state
-	free      uint32 // free-list head (slot index + 1), linked through state.first
+	free      uint32 // free-list head (slot index + 1), linked through state.exp
 	slots     uint32 // slots handed out from pages
 	live      int
 	limit     int
@@ -412,7 +408,7 @@ func (sh *shard) alloc(k tokenwatch.Fingerprint) uint32 {
 	var idx uint32
 	if sh.free != 0 {
 		idx = sh.free
-		sh.free = sh.at(idx).first
+		sh.free = sh.at(idx).exp
 	} else {
 		if int(sh.slots)%pageSize == 0 {
 			sh.pages = append(sh.pages, make([]state, pageSize))
@@ -431,7 +427,7 @@ func (sh *shard) alloc(k tokenwatch.Fingerprint) uint32 {
 func (sh *shard) release(idx uint32) {
 	sh.tableDelete(idx)
 	s := sh.at(idx)
-	*s = state{first: sh.free}
+	*s = state{exp: sh.free}
 	sh.free = idx
 	sh.live--
 }
