@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,18 +52,13 @@ Flags:
 const demoKey = "tokenwatch-demo-key"
 
 func runDemo(ctx context.Context, env *cliEnv, args []string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() { fmt.Fprint(env.stderr, demoUsage); fs.PrintDefaults() }
+	fs := newFlagSet(env, "demo", demoUsage)
 	out := fs.String("out", filepath.Join("out", "demo"), "directory for the scenario, the report and the outputs")
 	sc := scenario.DefaultConfig()
 	fs.IntVar(&sc.Users, "users", sc.Users, "background users (ordinary traffic)")
 	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "scenario seed")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(env, fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 || sc.Users < 1 {
 		fs.Usage()

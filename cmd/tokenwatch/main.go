@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -117,4 +118,33 @@ func fail(env *cliEnv, cmd string, err error) int {
 	msg = strings.TrimPrefix(msg, "usage: ")
 	fmt.Fprintf(env.stderr, "tokenwatch %s: %s\n", cmd, msg)
 	return exitUsage
+}
+
+// newFlagSet returns a ContinueOnError flag set whose usage prints text first.
+func newFlagSet(env *cliEnv, name, text string) *flag.FlagSet {
+	fs := flag.NewFlagSet("tokenwatch "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), text)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; help goes to stdout with exit 0, errors exit 2.
+func parseFlags(env *cliEnv, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			fs.SetOutput(env.stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage, false
+	}
+	return 0, true
 }

@@ -50,20 +50,12 @@ Flags:
 `
 
 func runOwner(ctx context.Context, env *cliEnv, args []string) int {
-	fs := flag.NewFlagSet("owner", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, ownerUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(env, "owner", ownerUsage)
 	cfgPath := fs.String("config", "", "configuration file (YAML; see 'tokenwatch config default')")
 	alertsFile := fs.String("alerts-file", "", "use this JSON-lines file as the alerts outbox instead of Kafka; overrides alerts.outbox")
 	listen := fs.String("telemetry-listen", "", "host:port of /metrics, /healthz, /readyz; overrides telemetry.listen (\"\" disables), e.g. when stage one runs on the same host with the same file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(env, fs, args); !ok {
+		return code
 	}
 	listenSet := false
 	fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "telemetry-listen" })

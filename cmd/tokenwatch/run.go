@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,20 +51,12 @@ Flags:
 `
 
 func runRun(ctx context.Context, env *cliEnv, args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, runUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(env, "run", runUsage)
 	cfgPath := fs.String("config", "", "configuration file (YAML; see 'tokenwatch config default')")
 	findings := fs.String("findings-file", "", "write one JSON line per finding to this file (\"-\" for stdout); overrides output.findings_file")
 	alertsFile := fs.String("alerts-file", "", "use this JSON-lines file as the alerts outbox instead of Kafka; overrides alerts.outbox")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(env, fs, args); !ok {
+		return code
 	}
 	if *cfgPath == "" || fs.NArg() > 0 {
 		fs.Usage()
