@@ -69,6 +69,10 @@ type PolicyConfig struct {
 	// MaxKeys bounds the number of (type, fingerprint) keys kept in memory; the
 	// least recently seen are forgotten first.
 	MaxKeys int `yaml:"max_keys"`
+	// RestoreTimeout bounds how long the outbox stage reads the alerts of the
+	// last DedupeWindow back from the outbox at start to rebuild the policy
+	// state; 0 disables the restore (the state starts empty).
+	RestoreTimeout time.Duration `yaml:"restore_timeout"`
 }
 
 // RouteConfig is one routing rule. Empty match fields match everything.
@@ -211,6 +215,7 @@ func DefaultConfig() Config {
 			UpdateInterval: 5 * time.Minute,
 			MaxEvidence:    20,
 			MaxKeys:        100_000,
+			RestoreTimeout: 30 * time.Second,
 		},
 		Outbox: OutboxConfig{
 			Topic:        "tokenwatch.alerts",
@@ -309,6 +314,9 @@ func (c Config) Validate() error {
 	}
 	if p.MaxKeys < 1 {
 		add("alerts.policy.max_keys: %d must be at least 1; the default is 100000", p.MaxKeys)
+	}
+	if p.RestoreTimeout < 0 {
+		add("alerts.policy.restore_timeout: %s is negative; use 0 to start with empty policy state or a duration like 30s", p.RestoreTimeout)
 	}
 	names := map[string]bool{}
 	needKey := false

@@ -44,6 +44,14 @@ var (
 		Name: "tokenwatch_alerts_below_min_severity_total",
 		Help: "Alerts dropped because their severity is below alerts.policy.min_severity.",
 	})
+	restoredKeys = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "tokenwatch_alerts_policy_restored_keys",
+		Help: "(type, fingerprint) keys the alert policy rebuilt from the outbox at the last start.",
+	})
+	restoreMalformed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "tokenwatch_alerts_policy_restore_malformed_total",
+		Help: "Outbox messages skipped while rebuilding the alert policy state because they did not decode.",
+	})
 	undecodableTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "tokenwatch_alerts_undecodable_messages_total",
 		Help: "Outbox or dead-letter messages that did not decode and were skipped.",

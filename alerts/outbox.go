@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -30,13 +31,14 @@ type QueueMessage struct {
 
 // KafkaQueue writes to a Kafka topic with acks=all, synchronously.
 type KafkaQueue struct {
-	w *kafka.Writer
+	w       *kafka.Writer
+	brokers []string
 }
 
 // NewKafkaQueue returns a queue on topic. The topic must exist (or the broker
 // must create topics automatically).
 func NewKafkaQueue(brokers []string, topic string, writeTimeout time.Duration) *KafkaQueue {
-	return &KafkaQueue{w: &kafka.Writer{
+	return &KafkaQueue{brokers: brokers, w: &kafka.Writer{
 		Addr:                   kafka.TCP(brokers...),
 		Topic:                  topic,
 		Balancer:               &kafka.Hash{},
@@ -52,9 +54,12 @@ func (q *KafkaQueue) Put(ctx context.Context, msgs []QueueMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	// The timestamp lets a restart find the messages of the last dedupe window
+	// (ListOffsets by time); kafka-go would send 0.
+	now := time.Now()
 	km := make([]kafka.Message, len(msgs))
 	for i, m := range msgs {
-		km[i] = kafka.Message{Key: m.Key, Value: m.Value}
+		km[i] = kafka.Message{Key: m.Key, Value: m.Value, Time: now}
 	}
 	if err := q.w.WriteMessages(ctx, km...); err != nil {
 		return fmt.Errorf("write %d messages to kafka topic %s: %w", len(msgs), q.w.Topic, err)
@@ -119,6 +124,9 @@ type Outbox struct {
 	revokers map[string]bool
 	timeout  time.Duration
 	now      func() time.Time
+	log      *slog.Logger
+	// restoreTimeout bounds the restore of the policy state at start.
+	restoreTimeout time.Duration
 
 	mu      sync.Mutex
 	unsent  []QueueMessage
@@ -132,15 +140,22 @@ type OutboxOption func(*Outbox)
 // WithClock sets the clock of the policy (tests).
 func WithClock(now func() time.Time) OutboxOption { return func(o *Outbox) { o.now = now } }
 
-// NewOutbox returns the outbox stage for cfg writing to q.
+// WithOutboxLogger sets the logger of the outbox stage (default slog.Default()).
+func WithOutboxLogger(l *slog.Logger) OutboxOption { return func(o *Outbox) { o.log = l } }
+
+// NewOutbox returns the outbox stage for cfg writing to q. Before it returns it
+// rebuilds the policy state from what q holds (see Restore), within
+// cfg.Policy.RestoreTimeout; a failure is logged and leaves the state empty.
 func NewOutbox(cfg Config, q Queue, opts ...OutboxOption) *Outbox {
 	o := &Outbox{
-		q:        q,
-		policy:   NewPolicy(cfg.Policy),
-		router:   NewRouter(cfg),
-		revokers: map[string]bool{},
-		timeout:  cfg.Outbox.WriteTimeout,
-		now:      time.Now,
+		q:              q,
+		policy:         NewPolicy(cfg.Policy),
+		router:         NewRouter(cfg),
+		revokers:       map[string]bool{},
+		timeout:        cfg.Outbox.WriteTimeout,
+		now:            time.Now,
+		log:            slog.Default(),
+		restoreTimeout: cfg.Policy.RestoreTimeout,
 	}
 	for _, s := range cfg.Sinks {
 		if s.Type == SinkRFC7009 {
@@ -150,6 +165,7 @@ func NewOutbox(cfg Config, q Queue, opts ...OutboxOption) *Outbox {
 	for _, opt := range opts {
 		opt(o)
 	}
+	o.restore()
 	return o
 }
 

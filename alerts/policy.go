@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,6 +128,87 @@ func (p *Policy) Admit(dst []Emitted, a tokenwatch.Alert, exp time.Time, now tim
 	e.alert.Evidence = slices.Clone(a.Evidence)
 	p.keys[k] = p.lru.PushBack(e)
 	return append(dst, Emitted{Alert: a, TokenExp: exp})
+}
+
+// Seed restores the state of one (type, fingerprint) key from an alert or
+// update the policy emitted at emittedAt, read back from the outbox after a
+// restart. A later Admit of the same key within DedupeWindow of emittedAt is
+// merged into a.ID as update a.Update+1, exactly as if the process had not
+// restarted; after the window it is a new alert. a.Evidence (the merged
+// evidence of that emission) is copied, bounded to MaxEvidence.
+//
+// Call Seed before the first Admit. Of several emissions of one key the one
+// with the latest emittedAt wins (equal times: the higher update). Calls in
+// emittedAt order cost O(1); MaxKeys bounds the keys as in Admit, the least
+// recently seen going first. Seed emits nothing and reports whether it kept a.
+func (p *Policy) Seed(a tokenwatch.Alert, exp, emittedAt time.Time) bool {
+	if p.cfg.DedupeWindow <= 0 || a.Update < 0 {
+		return false
+	}
+	k := policyKey{a.Type, a.Fingerprint}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if el, ok := p.keys[k]; ok {
+		e := el.Value.(*policyEntry)
+		if e.pending || emittedAt.Before(e.lastSeen) ||
+			(emittedAt.Equal(e.lastSeen) && a.ID == e.alert.ID && a.Update <= e.alert.Update) {
+			return false
+		}
+		p.lru.Remove(el)
+		delete(p.keys, k)
+	}
+	for len(p.keys) >= p.cfg.MaxKeys {
+		front := p.lru.Front()
+		old := front.Value.(*policyEntry)
+		if old.pending || old.lastSeen.After(emittedAt) {
+			return false // a would be the first to go
+		}
+		p.lru.Remove(front)
+		delete(p.keys, old.key)
+	}
+	base, merged, since, ok := parseUpdateSummary(a.Summary, a.Update)
+	if !ok {
+		base, merged, since = a.Summary, a.Update, emittedAt
+	}
+	a.Summary = base
+	a.Evidence = p.boundEvidence(nil, a.Evidence)
+	e := &policyEntry{key: k, alert: a, exp: exp, firstAt: since, lastSeen: emittedAt, lastEmit: emittedAt, merged: merged}
+	e.latest = a
+	e.latest.Evidence = nil
+	at := p.lru.Back()
+	for at != nil && at.Value.(*policyEntry).lastSeen.After(emittedAt) {
+		at = at.Prev()
+	}
+	if at == nil {
+		p.keys[k] = p.lru.PushFront(e)
+	} else {
+		p.keys[k] = p.lru.InsertAfter(e, at)
+	}
+	return true
+}
+
+// parseUpdateSummary splits the summary of update n (see update) into the
+// triggering alert's summary, the repeats merged and the time of the first
+// alert. ok is false for update 0 and for a summary not in that form.
+func parseUpdateSummary(s string, n int) (base string, merged int, since time.Time, ok bool) {
+	i := strings.LastIndex(s, " (update ")
+	if n < 1 || i < 0 || !strings.HasSuffix(s, ")") {
+		return "", 0, time.Time{}, false
+	}
+	num, rest, ok1 := strings.Cut(s[i+len(" (update "):len(s)-1], ": ")
+	cnt, ts, ok2 := strings.Cut(rest, " repeats since ")
+	if !ok1 || !ok2 || num != strconv.Itoa(n) {
+		return "", 0, time.Time{}, false
+	}
+	m, err := strconv.Atoi(cnt)
+	if err != nil || m < 0 {
+		return "", 0, time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, ts)
+	if err != nil {
+		return "", 0, time.Time{}, false
+	}
+	return s[:i], m, t, true
 }
 
 // Due appends the updates whose UpdateInterval has passed at now and forgets keys
