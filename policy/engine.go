@@ -419,7 +419,9 @@ func (e *Engine) checkToken(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUs
 	presented := u.Scheme != "" || u.Param == "access_token"
 	if idToken && presented {
 		dst = e.onceAlert(p, dst, u, TypeIDTokenAsAccess, []string{u.Fingerprint.String()}, 7*24*time.Hour,
-			fmt.Sprintf("An OIDC ID token%s was sent as a %s credential to %s; ID tokens prove a login to the client and must not be used to call APIs.", who(j), u.Scheme, serviceName(u)))
+			func() string {
+				return fmt.Sprintf("An OIDC ID token%s was sent as a %s credential to %s; ID tokens prove a login to the client and must not be used to call APIs.", who(j), u.Scheme, serviceName(u))
+			})
 	}
 	if j.CnfJKT != "" && (strings.EqualFold(u.Scheme, "Bearer") || u.HeadersLogged && !u.DPoPProof) {
 		how := "with the Bearer scheme"
@@ -427,15 +429,21 @@ func (e *Engine) checkToken(p *compiled, cp *clientPolicy, u *tokenwatch.TokenUs
 			how = "without a DPoP proof header"
 		}
 		dst = e.onceAlert(p, dst, u, TypeBoundAsBearer, []string{u.Fingerprint.String()}, 7*24*time.Hour,
-			fmt.Sprintf("A DPoP-bound token%s was presented to %s %s, so its sender constraint was not enforced.", who(j), serviceName(u), how))
+			func() string {
+				return fmt.Sprintf("A DPoP-bound token%s was presented to %s %s, so its sender constraint was not enforced.", who(j), serviceName(u), how)
+			})
 	}
 	if cp.SenderConstrained && j.CnfJKT == "" && j.CnfX5T == "" && presented {
 		dst = e.onceAlert(p, dst, u, TypeSenderConstraint, []string{u.Fingerprint.String()}, 7*24*time.Hour,
-			fmt.Sprintf("Client %s must use sender-constrained tokens, but a token%s without a cnf claim was presented to %s.", orUnknown(j.ClientID), who(j), serviceName(u)))
+			func() string {
+				return fmt.Sprintf("Client %s must use sender-constrained tokens, but a token%s without a cnf claim was presented to %s.", orUnknown(j.ClientID), who(j), serviceName(u))
+			})
 	}
 	if sr := p.service(u.Service); sr != nil && presented && !idToken && len(j.Aud) > 0 && !audienceAllowed(sr, j.Aud) {
 		dst = e.onceAlert(p, dst, u, TypeAudienceMismatch, []string{u.Fingerprint.String(), u.Service}, 7*24*time.Hour,
-			fmt.Sprintf("A token for audience %s%s was presented to %s, which accepts only %s.", strings.Join(j.Aud, ", "), who(j), u.Service, strings.Join(sr.Audiences, ", ")))
+			func() string {
+				return fmt.Sprintf("A token for audience %s%s was presented to %s, which accepts only %s.", strings.Join(j.Aud, ", "), who(j), u.Service, strings.Join(sr.Audiences, ", "))
+			})
 	}
 	if cp.Workload {
 		dst = e.checkWorkload(p, cp, u, dst)
@@ -448,11 +456,15 @@ func (e *Engine) checkWorkload(p *compiled, cp *clientPolicy, u *tokenwatch.Toke
 		return dst
 	}
 	return e.onceAlert(p, dst, u, TypeWorkloadOffNetwork, []string{u.Fingerprint.String(), netOf(u).String()}, 7*24*time.Hour,
-		fmt.Sprintf("A token of workload client %s was used from %s, outside its allowed networks.", orUnknown(u.JWT.ClientID), placeOf(u)))
+		func() string {
+			return fmt.Sprintf("A token of workload client %s was used from %s, outside its allowed networks.", orUnknown(u.JWT.ClientID), placeOf(u))
+		})
 }
 
 func isIDToken(j *tokenwatch.JWTInfo) bool {
-	marked := j.HasNonce || j.HasAtHash || strings.EqualFold(j.Typ, "id_token") || strings.EqualFold(j.Typ, "id+jwt")
+	// The lengths first: EqualFold reads the claim's bytes before comparing them.
+	marked := j.HasNonce || j.HasAtHash || len(j.Typ) == len("id_token") && strings.EqualFold(j.Typ, "id_token") ||
+		len(j.Typ) == len("id+jwt") && strings.EqualFold(j.Typ, "id+jwt")
 	if !marked {
 		return false
 	}
@@ -580,7 +592,9 @@ func (e *Engine) checkScopes(p *compiled, cp *clientPolicy, u *tokenwatch.TokenU
 	}
 	day := time.Unix(u.Time.Unix()/86400*86400, 0).UTC().Format("2006-01-02")
 	return e.onceAlert(p, dst, u, TypeScope, append([]string{j.Iss, j.ClientID, day}, bad...), 48*time.Hour,
-		fmt.Sprintf("Client %s holds scope %s outside its allowed set %s.", orUnknown(j.ClientID), strings.Join(bad, ", "), strings.Join(cp.AllowedScopes, ", ")))
+		func() string {
+			return fmt.Sprintf("Client %s holds scope %s outside its allowed set %s.", orUnknown(j.ClientID), strings.Join(bad, ", "), strings.Join(cp.AllowedScopes, ", "))
+		})
 }
 
 // checkEscalation compares a subject's token with the newest other token of
@@ -618,8 +632,10 @@ func (e *Engine) checkEscalation(p *compiled, u *tokenwatch.TokenUse, dst []toke
 		}
 		if added := missing(newer, older); len(added) > 0 {
 			dst = e.onceAlert(p, dst, newerUse, TypeScopeEscalation, []string{newerUse.Fingerprint.String()}, 7*24*time.Hour,
-				fmt.Sprintf("Subject %s of client %s got a token with more scopes than its previous one %s earlier: added %s.",
-					j.Sub, orUnknown(j.ClientID), time.Duration(abs(now-prev.t))*time.Second, strings.Join(added, ", ")))
+				func() string {
+					return fmt.Sprintf("Subject %s of client %s got a token with more scopes than its previous one %s earlier: added %s.",
+						j.Sub, orUnknown(j.ClientID), time.Duration(abs(now-prev.t))*time.Second, strings.Join(added, ", "))
+				})
 		}
 	}
 	if now >= prev.t {
@@ -686,7 +702,9 @@ func sameSorted(s, scopes []string) bool {
 
 func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwatch.Alert) []tokenwatch.Alert {
 	dst = e.onceAlert(p, dst, u, TypeRefreshInLog, []string{u.Fingerprint.String()}, 30*24*time.Hour,
-		fmt.Sprintf("A refresh token was written to the log of %s; refresh tokens are long-lived and must never be logged.", serviceName(u)))
+		func() string {
+			return fmt.Sprintf("A refresh token was written to the log of %s; refresh tokens are long-lived and must never be logged.", serviceName(u))
+		})
 	if u.Leak || !u.IP.IsValid() {
 		return dst
 	}
@@ -706,8 +724,10 @@ func (e *Engine) checkRefresh(p *compiled, u *tokenwatch.TokenUse, dst []tokenwa
 	}
 	if other >= 0 {
 		dst = e.onceAlert(p, dst, u, TypeRefreshReuse, []string{u.Fingerprint.String()}, 30*24*time.Hour,
-			fmt.Sprintf("One refresh token was used from two networks (%s and %s) %s apart; a refresh token belongs to one client.",
-				st.nets[other], nk, time.Duration(abs(now-st.times[other]))*time.Second))
+			func() string {
+				return fmt.Sprintf("One refresh token was used from two networks (%s and %s) %s apart; a refresh token belongs to one client.",
+					st.nets[other], nk, time.Duration(abs(now-st.times[other]))*time.Second)
+			})
 	}
 	for i := 0; i < st.n; i++ {
 		if st.nets[i] == nk {
@@ -835,7 +855,8 @@ func (e *Engine) checkDispensary(p *compiled, u *tokenwatch.TokenUse, dst []toke
 }
 
 // onceAlert raises typ for key once per ttl of event time.
-func (e *Engine) onceAlert(p *compiled, dst []tokenwatch.Alert, u *tokenwatch.TokenUse, typ string, key []string, ttl time.Duration, summary string) []tokenwatch.Alert {
+// The summary is built only when the finding is raised.
+func (e *Engine) onceAlert(p *compiled, dst []tokenwatch.Alert, u *tokenwatch.TokenUse, typ string, key []string, ttl time.Duration, summary func() string) []tokenwatch.Alert {
 	h := hashKey(typ, key)
 	now := u.Time.Unix()
 	if exp, ok := e.once[h]; ok && now < exp {
@@ -845,7 +866,7 @@ func (e *Engine) onceAlert(p *compiled, dst []tokenwatch.Alert, u *tokenwatch.To
 	e.changed.markOnce(h)
 	e.bound(len(e.once), e.sweepOnce)
 	metricFindings.WithLabelValues(typ).Inc()
-	return append(dst, e.newAlert(p, u, typ, summary, key...))
+	return append(dst, e.newAlert(p, u, typ, summary(), key...))
 }
 
 func (e *Engine) newAlert(p *compiled, u *tokenwatch.TokenUse, typ, summary string, key ...string) tokenwatch.Alert {
