@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/bench/scenario"
@@ -123,8 +124,8 @@ func runScenario(t *testing.T, dir string, key []byte) []scenario.Alert {
 // touched, as it does in `tokenwatch run`). Each iteration runs every use
 // through a fresh anomaly engine and a fresh policy engine (cold: every token
 // new), then once more (warm: every token known). The CPU time of each stage
-// on each batch is read from the benchmark's own OS thread (getrusage
-// RUSAGE_THREAD, the goroutine locked to it), so neither other processes nor
+// on each batch is read from the benchmark's own OS thread (clock_gettime
+// CLOCK_THREAD_CPUTIME_ID, the goroutine locked to it), so neither other processes nor
 // the runtime's background threads count; the figures are reported per use,
 // with policy as a percentage of the anomaly engine.
 func BenchmarkPolicyCost(b *testing.B) {
@@ -184,16 +185,18 @@ func BenchmarkPolicyCost(b *testing.B) {
 	b.ReportMetric(100*float64(policyWarm)/float64(anomalyWarm), "warm-policy-%-of-anomaly")
 }
 
-// rusageThread is RUSAGE_THREAD (Linux): the calling thread's usage.
-const rusageThread = 1
+// clockThreadCPUTime is CLOCK_THREAD_CPUTIME_ID (Linux).
+const clockThreadCPUTime = 3
 
-// threadCPU returns the CPU time of the calling OS thread.
+// threadCPU returns the CPU time of the calling OS thread, in nanoseconds
+// (clock_gettime; getrusage's per-thread figures move in scheduler ticks,
+// too coarse for one batch).
 func threadCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+	var ts syscall.Timespec
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
 		return cpuTime()
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ts.Nano())
 }
 
 // collectUses runs the scenario through scan, parse and GeoIP and keeps the uses.
