@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/internal/kafkalog"
 )
 
 // StateLogConfig configures the durable state of the policy engine (YAML
@@ -102,8 +102,8 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := ensureCompactedTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
-		return nil, err
+	if err := kafkalog.EnsureCompactedTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
+		return nil, fmt.Errorf("policy.state_log: %w", err)
 	}
 	engine.trackChanges()
 	return &StateLog{
@@ -142,14 +142,14 @@ func (s *StateLog) Restore(ctx context.Context) error {
 
 func (s *StateLog) restore(ctx context.Context) error {
 	start := time.Now()
-	n, err := partitionCount(ctx, s.cfg.Brokers, s.cfg.Topic)
+	n, err := kafkalog.PartitionCount(ctx, s.cfg.Brokers, s.cfg.Topic)
 	if err != nil {
 		return err
 	}
 	r := s.engine.restoring()
 	bad := 0
 	for p := range n {
-		err := readPartition(ctx, s.cfg.Brokers, s.cfg.Topic, p, func(m kafka.Message) {
+		_, err := kafkalog.ReadPartition(ctx, s.cfg.Brokers, s.cfg.Topic, p, func(m kafka.Message) {
 			metricStateRestored.Inc()
 			if err := r.apply(m.Key, m.Value); err != nil {
 				metricStateDecodeErrors.Inc()
@@ -201,7 +201,7 @@ func (s *StateLog) persist(ctx context.Context, _ *tokenwatch.Batch) error {
 		if err == nil {
 			break
 		}
-		if !temporary(err) || time.Now().After(deadline) {
+		if !kafkalog.Temporary(err) || time.Now().After(deadline) {
 			return fmt.Errorf("write %d policy state records to %s: %w", len(s.out), s.cfg.Topic, err)
 		}
 		select {
@@ -217,164 +217,3 @@ func (s *StateLog) persist(ctx context.Context, _ *tokenwatch.Batch) error {
 
 // Close flushes and closes the writer.
 func (s *StateLog) Close() error { return s.w.Close() }
-
-// The Kafka helpers below are those of detect/anomaly's state log, which
-// keeps them unexported.
-
-// temporary reports whether a kafka-go write error is worth retrying.
-func temporary(err error) bool {
-	var we kafka.WriteErrors
-	if errors.As(err, &we) {
-		for _, e := range we {
-			if e != nil && !temporary(e) {
-				return false
-			}
-		}
-		return true
-	}
-	var ke kafka.Error
-	return errors.As(err, &ke) && ke.Temporary()
-}
-
-// readPartition reads partition p of topic from its first offset to the end
-// seen at the start, calling fn for every record.
-func readPartition(ctx context.Context, brokers []string, topic string, p int, fn func(kafka.Message)) error {
-	first, last, err := partitionOffsets(ctx, brokers, topic, p)
-	if err != nil || last <= first {
-		return err
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   brokers,
-		Topic:     topic,
-		Partition: p,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   100 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return fmt.Errorf("policy state %s/%d: set offset: %w", topic, p, err)
-	}
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("policy state %s/%d: read: %w", topic, p, err)
-		}
-		fn(m)
-		if m.Offset >= last-1 {
-			return nil
-		}
-	}
-}
-
-func partitionOffsets(ctx context.Context, brokers []string, topic string, p int) (first, last int64, err error) {
-	var lastErr error
-	for _, b := range brokers {
-		conn, err := kafka.DialLeader(ctx, "tcp", b, topic, p)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		first, last, err = conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return first, last, nil
-	}
-	return 0, 0, fmt.Errorf("policy state %s/%d offsets: %w", topic, p, lastErr)
-}
-
-func partitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
-	var lastErr error
-	for _, b := range brokers {
-		conn, err := kafka.DialContext(ctx, "tcp", b)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		parts, err := conn.ReadPartitions(topic)
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		n := 0
-		for _, p := range parts {
-			if p.Topic == topic {
-				n++
-			}
-		}
-		if n == 0 {
-			return 0, fmt.Errorf("topic %s has no partitions", topic)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("policy state topic %s: %w", topic, lastErr)
-}
-
-// ensureCompactedTopic creates topic with cleanup.policy=compact when it does
-// not exist yet (an existing topic is left as it is), and waits until every
-// partition serves.
-func ensureCompactedTopic(ctx context.Context, brokers []string, topic string) error {
-	var lastErr error
-	for _, b := range brokers {
-		conn, err := kafka.DialContext(ctx, "tcp", b)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		defer conn.Close()
-		if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) > 0 {
-			return nil
-		}
-		ctrl, err := conn.Controller()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		cc, err := kafka.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		defer cc.Close()
-		err = cc.CreateTopics(kafka.TopicConfig{
-			Topic: topic, NumPartitions: 4, ReplicationFactor: -1,
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
-		})
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			lastErr = err
-			continue
-		}
-		return waitServing(ctx, brokers, topic)
-	}
-	return fmt.Errorf("policy.state_log: create topic %s: %w", topic, lastErr)
-}
-
-// waitServing waits (up to 30 s) until every partition of a new topic has a
-// leader that answers for it.
-func waitServing(ctx context.Context, brokers []string, topic string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var err error
-	for {
-		var n int
-		if n, err = partitionCount(ctx, brokers, topic); err == nil {
-			for p := 0; p < n && err == nil; p++ {
-				_, _, err = partitionOffsets(ctx, brokers, topic, p)
-			}
-			if err == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("policy.state_log: topic %s does not serve yet: %w", topic, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}

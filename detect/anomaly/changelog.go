@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/internal/kafkalog"
 )
 
 // The changelog holds the latest state of every token, keyed by state key
@@ -107,62 +106,6 @@ func applyChangelog(e *Engine, m kafka.Message, log *slog.Logger) {
 	}
 }
 
-// readChangelog reads partition p of topic from its first offset to the end
-// seen at the start, calling fn for every record, and returns how many it read.
-func readChangelog(ctx context.Context, brokers []string, topic string, p int, fn func(kafka.Message)) (int, error) {
-	first, last, err := partitionOffsets(ctx, brokers, topic, p)
-	if err != nil {
-		return 0, err
-	}
-	if last <= first {
-		return 0, nil
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   brokers,
-		Topic:     topic,
-		Partition: p,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   100 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return 0, fmt.Errorf("changelog %s/%d: set offset: %w", topic, p, err)
-	}
-	n := 0
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return n, fmt.Errorf("changelog %s/%d: read: %w", topic, p, err)
-		}
-		fn(m)
-		n++
-		if m.Offset >= last-1 {
-			return n, nil
-		}
-	}
-}
-
-func partitionOffsets(ctx context.Context, brokers []string, topic string, p int) (first, last int64, err error) {
-	var lastErr error
-	for _, b := range brokers {
-		conn, err := kafka.DialLeader(ctx, "tcp", b, topic, p)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		first, last, err = conn.ReadOffsets()
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return first, last, nil
-	}
-	return 0, 0, fmt.Errorf("changelog %s/%d offsets: %w", topic, p, lastErr)
-}
-
 // StateLogConfig configures the durable state of a single-process engine
 // (YAML "anomaly.state_log"). The scale-out owners keep their own changelog
 // (scale_out.changelog_topic) and do not use it.
@@ -218,8 +161,8 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
 		return nil, errors.New("anomaly.state_log: brokers and topic are required")
 	}
-	if err := ensureCompactedTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
-		return nil, err
+	if err := kafkalog.EnsureCompactedTopic(ctx, cfg.Brokers, cfg.Topic); err != nil {
+		return nil, fmt.Errorf("anomaly.state_log: %w", err)
 	}
 	return &StateLog{
 		engine: engine, cfg: cfg, log: log,
@@ -258,13 +201,13 @@ func (s *StateLog) Restore(ctx context.Context) error {
 
 func (s *StateLog) restore(ctx context.Context) error {
 	start := time.Now()
-	n, err := partitionCount(ctx, s.cfg.Brokers, s.cfg.Topic)
+	n, err := kafkalog.PartitionCount(ctx, s.cfg.Brokers, s.cfg.Topic)
 	if err != nil {
 		return err
 	}
 	total := 0
 	for p := range n {
-		c, err := readChangelog(ctx, s.cfg.Brokers, s.cfg.Topic, p, func(m kafka.Message) { applyChangelog(s.engine, m, s.log) })
+		c, err := kafkalog.ReadPartition(ctx, s.cfg.Brokers, s.cfg.Topic, p, func(m kafka.Message) { applyChangelog(s.engine, m, s.log) })
 		if err != nil {
 			return err
 		}
@@ -297,7 +240,7 @@ func (s *StateLog) persist(ctx context.Context, b *tokenwatch.Batch) error {
 		if err == nil {
 			break
 		}
-		if !temporary(err) || time.Now().After(deadline) {
+		if !kafkalog.Temporary(err) || time.Now().After(deadline) {
 			return fmt.Errorf("write %d token states to %s: %w", len(s.out), s.cfg.Topic, err)
 		}
 		select {
@@ -310,83 +253,5 @@ func (s *StateLog) persist(ctx context.Context, b *tokenwatch.Batch) error {
 	return nil
 }
 
-// temporary reports whether a kafka-go write error is worth retrying.
-func temporary(err error) bool {
-	var we kafka.WriteErrors
-	if errors.As(err, &we) {
-		for _, e := range we {
-			if e != nil && !temporary(e) {
-				return false
-			}
-		}
-		return true
-	}
-	var ke kafka.Error
-	return errors.As(err, &ke) && ke.Temporary()
-}
-
 // Close flushes and closes the writer.
 func (s *StateLog) Close() error { return s.w.Close() }
-
-// ensureCompactedTopic creates topic with cleanup.policy=compact when it does
-// not exist yet (an existing topic is left as it is).
-func ensureCompactedTopic(ctx context.Context, brokers []string, topic string) error {
-	var lastErr error
-	for _, b := range brokers {
-		conn, err := kafka.DialContext(ctx, "tcp", b)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		defer conn.Close()
-		if parts, err := conn.ReadPartitions(topic); err == nil && len(parts) > 0 {
-			return nil
-		}
-		ctrl, err := conn.Controller()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		cc, err := kafka.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		defer cc.Close()
-		err = cc.CreateTopics(kafka.TopicConfig{
-			Topic: topic, NumPartitions: 4, ReplicationFactor: -1,
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
-		})
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			lastErr = err
-			continue
-		}
-		return waitServing(ctx, brokers, topic)
-	}
-	return fmt.Errorf("anomaly.state_log: create topic %s: %w", topic, lastErr)
-}
-
-// waitServing waits (up to 30 s) until every partition of a new topic has a
-// leader that answers for it: metadata can name a leader a moment before it
-// serves, and a write then fails with "Unknown Topic Or Partition".
-func waitServing(ctx context.Context, brokers []string, topic string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var err error
-	for {
-		var n int
-		if n, err = partitionCount(ctx, brokers, topic); err == nil {
-			for p := 0; p < n && err == nil; p++ {
-				_, _, err = partitionOffsets(ctx, brokers, topic, p)
-			}
-			if err == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("anomaly.state_log: topic %s does not serve yet: %w", topic, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/internal/kafkalog"
 )
 
 // Scale-out over Kafka (DESIGN.md "Scale"):
@@ -160,36 +161,6 @@ func PartitionOf(key tokenwatch.Fingerprint, n int) int {
 	return int(p)
 }
 
-// partitionCount reads the number of partitions of topic.
-func partitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
-	var lastErr error
-	for _, b := range brokers {
-		conn, err := kafka.DialContext(ctx, "tcp", b)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		parts, err := conn.ReadPartitions(topic)
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		n := 0
-		for _, p := range parts {
-			if p.Topic == topic {
-				n++
-			}
-		}
-		if n == 0 {
-			return 0, fmt.Errorf("topic %s has no partitions", topic)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("read partitions of %s: %w", topic, lastErr)
-}
-
 // ---- Repartitioner ---------------------------------------------------------------
 
 // Repartitioner is the stage that hands token uses to the owners: it produces
@@ -216,7 +187,7 @@ func NewRepartitioner(ctx context.Context, cfg ScaleOutConfig) (*Repartitioner, 
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("anomaly.scale_out.brokers: empty; set the Kafka brokers to repartition uses")
 	}
-	n, err := partitionCount(ctx, cfg.Brokers, cfg.UsesTopic)
+	n, err := kafkalog.PartitionCount(ctx, cfg.Brokers, cfg.UsesTopic)
 	if err != nil {
 		return nil, fmt.Errorf("repartitioner: %w", err)
 	}
@@ -359,11 +330,11 @@ func (o *Owner) Owned() []int {
 // Run consumes until ctx is cancelled, then leaves the group. It returns nil
 // after a cancellation and an error when the topics are unusable.
 func (o *Owner) Run(ctx context.Context) error {
-	n, err := partitionCount(ctx, o.cfg.Brokers, o.cfg.UsesTopic)
+	n, err := kafkalog.PartitionCount(ctx, o.cfg.Brokers, o.cfg.UsesTopic)
 	if err != nil {
 		return fmt.Errorf("anomaly owner: %w", err)
 	}
-	m, err := partitionCount(ctx, o.cfg.Brokers, o.cfg.ChangelogTopic)
+	m, err := kafkalog.PartitionCount(ctx, o.cfg.Brokers, o.cfg.ChangelogTopic)
 	if err != nil {
 		return fmt.Errorf("anomaly owner: %w", err)
 	}
@@ -579,7 +550,7 @@ func (o *Owner) handle(ctx context.Context, partition int, msgs []kafka.Message,
 // at the start and applies every record to the engine.
 func (o *Owner) rebuild(ctx context.Context, p int) error {
 	start := time.Now()
-	n, err := readChangelog(ctx, o.cfg.Brokers, o.cfg.ChangelogTopic, p, func(m kafka.Message) { applyChangelog(o.engine, m, o.log) })
+	n, err := kafkalog.ReadPartition(ctx, o.cfg.Brokers, o.cfg.ChangelogTopic, p, func(m kafka.Message) { applyChangelog(o.engine, m, o.log) })
 	if err != nil {
 		return err
 	}
