@@ -280,6 +280,8 @@ func (st *scanState) handle(a *anchor, p int) bool {
 			return st.wgetAt(p)
 		}
 		return st.cmdAt(p, a.tool)
+	case famURL:
+		return st.urlAt(p)
 	}
 	panic("BUG: anchor without family")
 }

@@ -26,6 +26,12 @@ func scanSeeds(f *testing.F) {
 		`curl -sSu 'alice:unclosed`, `curl -u "a:b`, `curl -u \"a:b`, `curl --user=`, `curl -u`, `wget --password`,
 		"curl -u alice:wonderland42\r", "curl curl curl -u a:Passw0rd1 curl -u b:Passw0rd2",
 		"curl -u x-access-token:" + ghToken("ghs_", "0123456789abcdefghijABCDEFGHIJ") + " -u t:" + jwtHS,
+		// URL userinfo: encodings, several '@', no host, JSON, known tokens.
+		"postgres://app:p%40ss%3Aw0rd@db:5432/x redis://:r3d1sPassw0rd@h mongodb+srv://u:Xk9vQ2mZ7w@c/",
+		`{"dsn":"amqp://svc:Rabb1tMQ-pw@rabbit/","u":"http://[::1]:8080/a@b"}`,
+		"https://u:p@ss@w0rd@host", "x://a:b@", "://:@", "s://:S3cr3tPw@[::1]:5432", "http://h:8080@evil/",
+		"https://x-access-token:" + ghToken("ghp_", "0123456789abcdefghijABCDEFGHIJ") + "@github.com/o/r.git",
+		"wss://t:" + jwtHS + "@h", "postgres://app:%zz%4@db", "ftp://a:[REDACTED:url_password:1a2b3c4d]@h",
 	} {
 		f.Add([]byte(l))
 	}

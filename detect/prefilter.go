@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strings"
 )
@@ -37,6 +38,7 @@ const (
 	famCookie
 	famPrefix
 	famCmd
+	famURL
 )
 
 // anchor is one literal the prefilter looks for.
@@ -109,7 +111,53 @@ func newMatcher(anchors []anchor) *matcher {
 		m.win[foldPair(t[a.win], t[a.win+1])] |= 1
 		m.win[foldPair(t[a.win+1], t[a.win+2])] |= 2
 	}
+	for _, a := range anchors {
+		if a.fam == famURL {
+			m.win[foldPair(a.text[0], a.text[1])] |= winURL
+			m.win[foldPair(a.text[1], a.text[2])] |= winURL
+		}
+	}
+	for bg, e := range m.tab {
+		if m.win[bg]&winURL != 0 && len(m.lists[e-1]) != 1 {
+			panic("BUG: the URL anchor's bigrams are shared with another anchor")
+		}
+	}
 	return m
+}
+
+// winURL flags, in matcher.win, the two bigrams of "://", the URL anchor. A
+// lane hit on them is rejected in the prefilter, without a candidate, unless
+// the authority after "://" holds an '@' (userinfo): "://" is in every URL,
+// and a candidate costs far more than that walk over a host name.
+const winURL = 4
+
+// authorityHasAt reports whether the URL authority starting at i (after
+// "://") holds an '@' before its end ('/', '?', '#', a blank, a quote, …).
+func authorityHasAt(line []byte, i int) bool {
+	// Most authorities are a host name ended by '/' within a few tens of
+	// bytes: two vectorised searches of a 64-byte window settle them.
+	w := line[i:min(len(line), i+64)]
+	if bytes.IndexByte(w, '@') < 0 && (len(w) < 64 || bytes.IndexByte(w, '/') >= 0) {
+		return false
+	}
+	for ; i < len(line) && !urlAuthStop[line[i]]; i++ {
+		if line[i] == '@' {
+			return true
+		}
+	}
+	return false
+}
+
+// urlLane handles a lane hit on a bigram of "://" at x.
+func (m *matcher) urlLane(line []byte, x int, bg uint16, out *[maxBlockCands]cand, n int) int {
+	p := x
+	if line[x] == '/' {
+		p--
+	}
+	if p < 0 || p+3 > len(line) || line[p] != ':' || line[p+1] != '/' || line[p+2] != '/' || !authorityHasAt(line, p+3) {
+		return n
+	}
+	return m.collect(line, x, m.tab[bg], out, n)
 }
 
 // maxBlockCands bounds the candidates of one 16-byte step: 8 lanes, each
@@ -181,6 +229,9 @@ func (m *matcher) lane(line []byte, x int, bg uint16, out *[maxBlockCands]cand, 
 	f := m.win[bg]
 	if f&1 != 0 && x+2 < len(line) && m.win[foldPair(line[x+1], line[x+2])]&2 != 0 ||
 		f&2 != 0 && x > 0 && m.win[foldPair(line[x-1], line[x])]&1 != 0 {
+		if f&winURL != 0 {
+			return m.urlLane(line, x, bg, out, n)
+		}
 		return m.collect(line, x, m.tab[bg], out, n)
 	}
 	return n

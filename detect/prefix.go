@@ -302,6 +302,9 @@ func anchorSet() []anchor {
 		// would add "ge" (GET, message, page): 2.4x the lane hits of "rl ".
 		{text: "curl ", win: 2, fam: famCmd, tool: toolCurl},
 		{text: "-password", win: 4, fam: famCmd, tool: toolWget},
+		// URL userinfo: "://" is in every URL; its validator stops at the end
+		// of the authority when it holds no '@' (urlcred.go).
+		{text: "://", fam: famURL},
 	}
 	pfx := []struct {
 		text string

@@ -38,6 +38,7 @@ const (
 	KindDigitalOcean       = "digitalocean_token"
 	KindPyPI               = "pypi_token"
 	KindCLIPassword        = "cli_password"
+	KindURLPassword        = "url_password"
 )
 
 // RuleInfo describes one detection rule.
@@ -87,6 +88,7 @@ var ruleInfos = []RuleInfo{
 	{KindPyPI, "pypi.token", "PyPI API token pypi-AgEIcHlwaS5vcmc + 50 or more [0-9A-Za-z_-]"},
 	{KindCLIPassword, "curl.user", "user:password given to curl -u / --user / -U / --proxy-user (also -uVALUE, --user=VALUE, quoted); fingerprinted as the Basic credential curl sends"},
 	{KindCLIPassword, "wget.password", "password given to wget --password / --http-password / --ftp-password / --proxy-password (=VALUE or next word)"},
+	{KindURLPassword, "url.userinfo", "password in a URL's userinfo, scheme://user:password@host (DSNs, broker and git remote URLs; %XX-encoded passwords decoded); fingerprinted as base64(user:password), the Basic credential"},
 }
 
 // Rules lists every kind and rule the scanner can report, with a one-line
