@@ -105,6 +105,10 @@ func TestGenLabels(t *testing.T) {
 			if l.Ctx == "cli-curl-user" && !strings.Contains(v, ":") || strings.ContainsAny(v, "'\" $") {
 				t.Errorf("cli_password label at line %d (%s) is not a bare user:password / password", l.Line, l.Ctx)
 			}
+		case "url_password":
+			if v == "" || strings.ContainsAny(v, "@/?#:'\" $") {
+				t.Errorf("url_password label at line %d (%s) is not a bare password", l.Line, l.Ctx)
+			}
 		case "basic":
 			raw, err := base64.StdEncoding.DecodeString(v)
 			if err != nil || !bytes.Contains(raw, []byte{':'}) {
@@ -117,7 +121,7 @@ func TestGenLabels(t *testing.T) {
 			t.Errorf("context %q never generated in 6000 lines", tpl.name)
 		}
 	}
-	for _, k := range []string{"jwt", "jwe", "bearer", "basic", "oauth", "github", "gitlab", "slack", "google", "stripe", "npm", "aws", "cli_password"} {
+	for _, k := range []string{"jwt", "jwe", "bearer", "basic", "oauth", "github", "gitlab", "slack", "google", "stripe", "npm", "aws", "cli_password", "url_password"} {
 		if kinds[k] == 0 {
 			t.Errorf("kind %q missing", k)
 		}

@@ -585,6 +585,27 @@ var positives = []template{
 			g.l.s("$ wget --http-user ", u, " --http-password '").tok("cli_password", "cli-wget-password", pw).s("' -O - https://x.example.com/f | tar xz")
 		}
 	}},
+	{"url-userinfo", func(g *generator) {
+		pw := urlPassword(g.r)
+		switch g.r.IntN(7) {
+		case 0:
+			g.l.s(g.isoTime(), " INFO connecting to database url=postgres://", g.pick("app", "orders_rw", "postgres"), ":").tok("url_password", "url-userinfo", pw).s("@db-primary.internal:5432/orders?sslmode=require")
+		case 1:
+			g.l.s(`{"level":"info","msg":"config loaded","DATABASE_URL":"mongodb+srv://svc:`).tok("url_password", "url-userinfo", pw).s(`@cluster0.ab12c.mongodb.net/app?retryWrites=true","service":"`, g.svc(), `"}`)
+		case 2:
+			g.l.s(g.isoTime(), " WARN redis reconnect redis://:").tok("url_password", "url-userinfo", pw).s("@cache-", strconv.Itoa(g.r.IntN(9)), ":6379/0 attempt=", strconv.Itoa(1+g.r.IntN(5)))
+		case 3:
+			g.l.s("celery worker broker=amqp://worker:").tok("url_password", "url-userinfo", pw).s("@rabbitmq:5672/%2F concurrency=4")
+		case 4:
+			g.l.s("+ git clone https://ci-bot:").tok("url_password", "url-userinfo", pw).s("@git.example.com/platform/", g.svc(), ".git")
+		case 5:
+			g.l.s(`DATABASE_URL='mysql://root:`).tok("url_password", "url-userinfo", pw).s(`@127.0.0.1:3306/app' SMTP_URL="smtp://mailer:`).tok("url_password", "url-userinfo", urlPassword(g.r)).s(`@smtp.example.com:587"`)
+		default:
+			// a password with reserved bytes, percent-encoded as URLs require
+			enc := randString(g.r, alnum, 5) + g.pick("%40", "%3A", "%2F", "%23") + randString(g.r, alnum, 6)
+			g.l.s(g.isoTime(), " DEBUG dsn=postgres://report:").tok("url_password", "url-userinfo", enc).s("@analytics-db/report")
+		}
+	}},
 	{"client-secret", func(g *generator) {
 		g.l.s(`{"client_id":"web-app","client_secret":"`).tok("oauth", "client-secret", randString(g.r, alnum+"-_.~", 40)).s(`","grant_type":"client_credentials"}`)
 	}},
@@ -687,6 +708,27 @@ var negatives = []template{
 			g.l.s("ps -u ", g.pick("postgres", "nginx"), " -o pid,cmd; top -b -n1 -u ", g.pick("root", "app"), "; git log -u -1")
 		default:
 			g.l.s("+ pip install -U pip && curl -u ").negv("redacted-marker", "[REDACTED:cli_password:"+randString(g.r, hexLower, 8)+"]").s(" https://x.example.com")
+		}
+	}},
+	{"url-not-userinfo", func(g *generator) {
+		// URLs with an '@' or a ':' that are no password, and DSN templates.
+		switch g.r.IntN(8) {
+		case 0:
+			g.l.s(g.ip(), ` - - "GET /u/`).negv("email-path", "bob@example.com").s(` HTTP/1.1" 200 512 "https://`, g.pick("www.example.com", "example.com:8443"), `/profile/alice@example.com" "Mozilla/5.0"`)
+		case 1:
+			g.l.s("+ git clone ").negv("no-password", g.pick("git@github.com:org/repo.git", "ssh://git@github.com/org/repo.git", "https://ci-bot@git.example.com/org/repo.git"))
+		case 2:
+			g.l.s("config: DATABASE_URL=postgres://app:").negv("placeholder", g.pick("${DB_PASSWORD}", "$DB_PASS", "<password>", "xxxx", "****", "REDACTED", "password", "changeme")).s("@db:5432/app")
+		case 3:
+			g.l.s(g.isoTime(), " INFO listening on ").negv("ipv6-port", g.pick("http://[::1]:8080/", "http://[fe80::1%25eth0]:9090/metrics", "http://0.0.0.0:8080/a@b")).s(" ready")
+		case 4:
+			g.l.s("broker=amqp://").negv("default-credentials", g.pick("guest:guest", "user:pass", "admin:abc")).s("@localhost:5672/")
+		case 5:
+			g.l.s("dsn=postgres://app:").negv("redacted-marker", "[REDACTED:url_password:"+randString(g.r, hexLower, 8)+"]").s("@db:5432/app")
+		case 6:
+			g.l.s(`{"url":"https://api.example.com/v1/search?q=`).negv("query", "a:Xk9vQ2mZ7w@b").s(`","status":200}`)
+		default:
+			g.l.s("redis://").negv("no-password", g.pick("cache:6379", ":@cache:6379", "default@cache:6379")).s("/0 connected")
 		}
 	}},
 	{"aws-example", func(g *generator) {

@@ -143,6 +143,12 @@ func cliPassword(r *rand.Rand) string {
 	return randString(r, alnum, 1) + randString(r, alnum+"!@_-", 9+r.IntN(14))
 }
 
+// urlPassword makes a password of a URL's userinfo: no byte a URL must
+// percent-encode (those are made by the url-userinfo template itself).
+func urlPassword(r *rand.Rand) string {
+	return randString(r, alnum, 1) + randString(r, alnum+"!_-~.", 9+r.IntN(14))
+}
+
 func uuid(r *rand.Rand) string {
 	b := randBytes(r, 16)
 	b[6] = b[6]&0x0f | 0x40
