@@ -31,6 +31,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/bench/scenario"
+	"github.com/tokenwatch/tokenwatch/internal/kafkalog"
 	"github.com/tokenwatch/tokenwatch/internal/testenv"
 	"github.com/tokenwatch/tokenwatch/store"
 )
@@ -739,12 +740,13 @@ func readTopic(t *testing.T, topic string) []kafka.Message {
 	}
 	var all []kafka.Message
 	for _, p := range parts {
-		pc, err := kafka.DialLeader(context.Background(), "tcp", brokers[0], topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
+		// A loaded single broker can answer metadata without a leader for a
+		// moment, or time out: retry for up to 30 s.
+		first, last, err := kafkalog.PartitionOffsets(context.Background(), brokers, topic, p.ID)
+		for deadline := time.Now().Add(30 * time.Second); err != nil && time.Now().Before(deadline); {
+			time.Sleep(500 * time.Millisecond)
+			first, last, err = kafkalog.PartitionOffsets(context.Background(), brokers, topic, p.ID)
 		}
-		first, last, err := pc.ReadOffsets()
-		pc.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
