@@ -208,9 +208,11 @@ func writeMessages(ctx context.Context, t *testing.T, w *kafka.Writer, msgs []ka
 				break
 			}
 			// A new topic's leader, or a topic config just raised
-			// (max.message.bytes), may take a moment to be in effect.
+			// (max.message.bytes), may take a moment to be in effect; the
+			// writer's transport learns of a new topic only when its cached
+			// metadata is refreshed (every 6 s by default).
 			retry := errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.MessageSizeTooLarge)
-			if !retry || attempt == 50 {
+			if !retry || attempt == 200 {
 				t.Fatalf("produce to %s: %v", w.Topic, err)
 			}
 			time.Sleep(100 * time.Millisecond)
