@@ -42,7 +42,7 @@ func produce(t *testing.T, brokers []string, topic string, from, n int) {
 				if err == nil {
 					break
 				}
-				if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 50 {
+				if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 200 { // 20 s: past the writer's 6 s metadata refresh
 					t.Fatalf("produce to %s: %v", topic, err)
 				}
 				time.Sleep(100 * time.Millisecond)

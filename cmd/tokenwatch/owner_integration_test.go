@@ -136,7 +136,7 @@ func produceOne(t *testing.T, brokers []string, topic, line string) {
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 50 {
+		if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 200 { // 20 s: past the writer's 6 s metadata refresh
 			t.Fatalf("produce to %s: %v", topic, err)
 		}
 		time.Sleep(100 * time.Millisecond)

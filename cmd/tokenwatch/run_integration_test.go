@@ -52,7 +52,7 @@ func produceLines(t *testing.T, brokers []string, topic string, n int) {
 				if err == nil {
 					break
 				}
-				if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 50 {
+				if !errors.Is(err, kafka.UnknownTopicOrPartition) || attempt == 200 { // 20 s: past the writer's 6 s metadata refresh
 					t.Fatalf("produce: %v", err)
 				}
 				time.Sleep(100 * time.Millisecond)
