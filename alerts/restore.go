@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -65,13 +66,7 @@ func (q *KafkaQueue) readSince(ctx context.Context, since time.Time, fn func(v [
 		}
 		end[p.Partition] = p.LastOffset
 	}
-	parts := slices.Sorted(func(yield func(int) bool) {
-		for p := range end {
-			if !yield(p) {
-				return
-			}
-		}
-	})
+	parts := slices.Sorted(maps.Keys(end))
 	start := map[int]int64{}
 	for _, p := range to.Topics[topic] {
 		if p.Error != nil {
