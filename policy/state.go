@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenwatch/tokenwatch"
 	"github.com/tokenwatch/tokenwatch/detect/anomaly"
+	"github.com/tokenwatch/tokenwatch/internal/binrec"
 )
 
 // The engine's state as changelog records, for the state log (statelog.go).
@@ -403,69 +404,12 @@ func appendEndpoint(b []byte, st *endpointState) []byte {
 
 // ---- decoding: the bytes come from a Kafka topic, so they are untrusted ----
 
-var errTruncated = errors.New("truncated")
-
-// reader decodes with strict bounds; the first error sticks and later reads
-// return zero values.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail(errTruncated)
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) bytes(n int) []byte {
-	if r.err != nil || n < 0 || len(r.b) < n {
-		r.fail(errTruncated)
-		return nil
-	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(errTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail(errTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+// reader is the strict decoder of these records (package binrec) with this
+// package's field types on top.
+type reader struct{ binrec.Reader }
 
 func (r *reader) u64() uint64 {
-	p := r.bytes(8)
+	p := r.Bytes(8)
 	if p == nil {
 		return 0
 	}
@@ -473,54 +417,54 @@ func (r *reader) u64() uint64 {
 }
 
 func (r *reader) str() string {
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > maxField {
-		r.fail(fmt.Errorf("string of %d bytes is too long", n))
+		r.Fail(fmt.Errorf("string of %d bytes is too long", n))
 		return ""
 	}
-	return string(r.bytes(int(n)))
+	return string(r.Bytes(int(n)))
 }
 
 func (r *reader) bool() bool {
-	switch r.byte() {
+	switch r.Byte() {
 	case 0:
 		return false
 	case 1:
 		return true
 	}
-	r.fail(errors.New("bad boolean"))
+	r.Fail(errors.New("bad boolean"))
 	return false
 }
 
 func (r *reader) version() {
-	if v := r.byte(); r.err == nil && v != stateVersion {
-		r.fail(fmt.Errorf("unknown version %d", v))
+	if v := r.Byte(); r.Err == nil && v != stateVersion {
+		r.Fail(fmt.Errorf("unknown version %d", v))
 	}
 }
 
 func (r *reader) use(u *tokenwatch.TokenUse) {
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > maxField {
-		r.fail(fmt.Errorf("use of %d bytes is too long", n))
+		r.Fail(fmt.Errorf("use of %d bytes is too long", n))
 		return
 	}
-	p := r.bytes(int(n))
-	if r.err != nil {
+	p := r.Bytes(int(n))
+	if r.Err != nil {
 		return
 	}
 	if err := anomaly.DecodeUse(p, u); err != nil {
-		r.fail(err)
+		r.Fail(err)
 	}
 	u.Sealed = nil // never kept in policy state
 }
 
 // end fails on trailing bytes and returns the error, if any.
 func (r *reader) end(what string) error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail(fmt.Errorf("%d trailing bytes", len(r.b)))
+	if r.Err == nil && len(r.B) != 0 {
+		r.Fail(fmt.Errorf("%d trailing bytes", len(r.B)))
 	}
-	if r.err != nil {
-		return fmt.Errorf("decode policy %s: %w", what, r.err)
+	if r.Err != nil {
+		return fmt.Errorf("decode policy %s: %w", what, r.Err)
 	}
 	return nil
 }
@@ -534,12 +478,12 @@ type metaState struct {
 }
 
 func decodeMeta(v []byte) (metaState, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
 	var m metaState
-	m.watermark, m.lifeDay, m.seenGen = r.varint(), r.varint(), r.uvarint()
+	m.watermark, m.lifeDay, m.seenGen = r.Varint(), r.Varint(), r.Uvarint()
 	m.svcKey[0], m.svcKey[1] = r.u64(), r.u64()
-	copy(m.digest[:], r.bytes(8))
+	copy(m.digest[:], r.Bytes(8))
 	return m, r.end("meta state")
 }
 
@@ -549,38 +493,38 @@ type seenState struct {
 }
 
 func decodeSeen(v []byte) (seenState, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
-	s := seenState{gen: r.uvarint(), workload: r.bool()}
+	s := seenState{gen: r.Uvarint(), workload: r.bool()}
 	return s, r.end("seen state")
 }
 
 func decodeOnce(v []byte) (int64, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
-	exp := r.varint()
+	exp := r.Varint()
 	return exp, r.end("once state")
 }
 
 func decodeLifeKey(k []byte) (lifeKey, error) {
-	r := reader{b: k}
-	lk := lifeKey{day: r.varint()}
+	r := reader{binrec.Reader{B: k}}
+	lk := lifeKey{day: r.Varint()}
 	lk.issuer, lk.client = r.str(), r.str()
 	return lk, r.end("lifetime key")
 }
 
 func decodeLife(v []byte) (*lifeAgg, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
 	a := &lifeAgg{}
-	count := r.uvarint()
+	count := r.Uvarint()
 	if count > math.MaxInt32 {
-		r.fail(errors.New("count out of range"))
+		r.Fail(errors.New("count out of range"))
 	}
 	a.count = int(count)
-	a.longest, a.policy = time.Duration(r.varint()), time.Duration(r.varint())
-	if r.err == nil && (a.count < 1 || a.longest <= 0 || a.policy <= 0 || a.longest <= a.policy) {
-		r.fail(fmt.Errorf("inconsistent lifetime aggregate (count %d, longest %s, policy %s)", a.count, a.longest, a.policy))
+	a.longest, a.policy = time.Duration(r.Varint()), time.Duration(r.Varint())
+	if r.Err == nil && (a.count < 1 || a.longest <= 0 || a.policy <= 0 || a.longest <= a.policy) {
+		r.Fail(fmt.Errorf("inconsistent lifetime aggregate (count %d, longest %s, policy %s)", a.count, a.longest, a.policy))
 	}
 	a.reported = r.bool()
 	r.use(&a.first)
@@ -588,120 +532,120 @@ func decodeLife(v []byte) (*lifeAgg, error) {
 }
 
 func decodeSubjectKey(k []byte) (subjKey, error) {
-	r := reader{b: k}
+	r := reader{binrec.Reader{B: k}}
 	sk := subjKey{issuer: r.str(), client: r.str(), subject: r.str()}
 	return sk, r.end("subject key")
 }
 
 func decodeSubject(v []byte) (*subjState, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
 	st := &subjState{}
-	copy(st.fp[:], r.bytes(16))
-	n := r.uvarint()
+	copy(st.fp[:], r.Bytes(16))
+	n := r.Uvarint()
 	if n > maxScopes {
-		r.fail(fmt.Errorf("%d scopes is too many", n))
+		r.Fail(fmt.Errorf("%d scopes is too many", n))
 	}
-	if r.err == nil {
+	if r.Err == nil {
 		st.scopes = make([]string, 0, n)
 		for range n {
 			s := r.str()
-			if r.err == nil && len(st.scopes) > 0 && s <= st.scopes[len(st.scopes)-1] {
-				r.fail(errors.New("scopes not sorted"))
+			if r.Err == nil && len(st.scopes) > 0 && s <= st.scopes[len(st.scopes)-1] {
+				r.Fail(errors.New("scopes not sorted"))
 			}
-			if r.err != nil {
+			if r.Err != nil {
 				break
 			}
 			st.scopes = append(st.scopes, s)
 		}
 	}
-	st.t = r.varint()
+	st.t = r.Varint()
 	r.use(&st.use)
-	if r.err == nil && st.use.JWT == nil {
-		r.fail(errors.New("subject's use has no JWT"))
+	if r.Err == nil && st.use.JWT == nil {
+		r.Fail(errors.New("subject's use has no JWT"))
 	}
 	return st, r.end("subject state")
 }
 
 func decodeRefresh(v []byte) (*refreshState, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
 	st := &refreshState{}
-	n := int(r.byte())
+	n := int(r.Byte())
 	if n < 1 || n > len(st.nets) {
-		r.fail(fmt.Errorf("%d networks out of range 1..%d", n, len(st.nets)))
+		r.Fail(fmt.Errorf("%d networks out of range 1..%d", n, len(st.nets)))
 	}
-	for i := 0; i < n && r.err == nil; i++ {
-		asn := r.uvarint()
+	for i := 0; i < n && r.Err == nil; i++ {
+		asn := r.Uvarint()
 		if asn > math.MaxUint32 {
-			r.fail(errors.New("ASN out of range"))
+			r.Fail(errors.New("ASN out of range"))
 		}
 		nk := netKey{asn: uint32(asn)}
-		switch l := r.byte(); l {
+		switch l := r.Byte(); l {
 		case 0:
 		case 4, 16:
-			raw := r.bytes(int(l))
-			bits := int(r.byte())
-			if r.err != nil {
+			raw := r.Bytes(int(l))
+			bits := int(r.Byte())
+			if r.Err != nil {
 				break
 			}
 			a, _ := netip.AddrFromSlice(raw)
 			if bits > a.BitLen() {
-				r.fail(fmt.Errorf("prefix length %d out of range", bits))
+				r.Fail(fmt.Errorf("prefix length %d out of range", bits))
 				break
 			}
 			nk.prefix = netip.PrefixFrom(a, bits).Masked()
 		default:
-			r.fail(fmt.Errorf("bad address length %d", l))
+			r.Fail(fmt.Errorf("bad address length %d", l))
 		}
-		if r.err == nil && (nk.asn == 0) == !nk.prefix.IsValid() {
-			r.fail(errors.New("a network is an ASN or a prefix"))
+		if r.Err == nil && (nk.asn == 0) == !nk.prefix.IsValid() {
+			r.Fail(errors.New("a network is an ASN or a prefix"))
 		}
-		st.nets[i], st.times[i] = nk, r.varint()
+		st.nets[i], st.times[i] = nk, r.Varint()
 	}
 	st.n = n
 	return st, r.end("refresh state")
 }
 
 func decodeAppliedKey(k []byte) (partKey, error) {
-	r := reader{b: k}
+	r := reader{binrec.Reader{B: k}}
 	pk := partKey{topic: r.str()}
-	p := r.varint()
+	p := r.Varint()
 	if p < 0 || p > math.MaxInt32 {
-		r.fail(fmt.Errorf("partition %d out of range", p))
+		r.Fail(fmt.Errorf("partition %d out of range", p))
 	}
 	pk.partition = int32(p)
 	return pk, r.end("applied position key")
 }
 
 func decodeApplied(v []byte) (*position, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
-	pos := &position{offset: r.varint()}
-	idx := r.uvarint()
+	pos := &position{offset: r.Varint()}
+	idx := r.Uvarint()
 	if idx > math.MaxInt32 || pos.offset < 0 {
-		r.fail(errors.New("position out of range"))
+		r.Fail(errors.New("position out of range"))
 	}
 	pos.index = int(idx)
 	return pos, r.end("applied position")
 }
 
 func decodeEndpoint(v []byte) (*endpointState, error) {
-	r := reader{b: v}
+	r := reader{binrec.Reader{B: v}}
 	r.version()
 	st := &endpointState{}
-	na := r.uvarint()
+	na := r.Uvarint()
 	if na > maxAlertedTimes {
-		r.fail(fmt.Errorf("%d alert times is too many", na))
+		r.Fail(fmt.Errorf("%d alert times is too many", na))
 	}
-	for i := uint64(0); i < na && r.err == nil; i++ {
-		st.alerted = append(st.alerted, r.varint())
+	for i := uint64(0); i < na && r.Err == nil; i++ {
+		st.alerted = append(st.alerted, r.Varint())
 	}
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > maxEndpointUses {
-		r.fail(fmt.Errorf("%d uses is too many", n))
+		r.Fail(fmt.Errorf("%d uses is too many", n))
 	}
-	if r.err == nil && n > 0 {
+	if r.Err == nil && n > 0 {
 		st.uses = make([]tokenwatch.TokenUse, n)
 		for i := range st.uses {
 			r.use(&st.uses[i])

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/internal/binrec"
 )
 
 // Binary encodings for the Kafka scale-out: a token use on the repartition
@@ -25,106 +26,51 @@ const (
 	maxList = 1024
 )
 
-var errTruncated = errors.New("truncated")
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail(err error) {
-	if r.err == nil {
-		r.err = err
-	}
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail(errTruncated)
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) bytes(n int) []byte {
-	if r.err != nil || n < 0 || len(r.b) < n {
-		r.fail(errTruncated)
-		return nil
-	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(errTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail(errTruncated)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+// reader is the strict decoder of these records (package binrec) with this
+// package's field types on top.
+type reader struct{ binrec.Reader }
 
 func (r *reader) u32() uint32 {
-	v := r.uvarint()
+	v := r.Uvarint()
 	if v > math.MaxUint32 {
-		r.fail(errors.New("value out of range"))
+		r.Fail(errors.New("value out of range"))
 		return 0
 	}
 	return uint32(v)
 }
 
 func (r *reader) i32() int32 {
-	v := r.varint()
+	v := r.Varint()
 	if v < math.MinInt32 || v > math.MaxInt32 {
-		r.fail(errors.New("value out of range"))
+		r.Fail(errors.New("value out of range"))
 		return 0
 	}
 	return int32(v)
 }
 
 func (r *reader) str() string {
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > maxField {
-		r.fail(errors.New("field too long"))
+		r.Fail(errors.New("field too long"))
 		return ""
 	}
-	return string(r.bytes(int(n)))
+	return string(r.Bytes(int(n)))
 }
 
 func (r *reader) blob() []byte {
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > maxField {
-		r.fail(errors.New("field too long"))
+		r.Fail(errors.New("field too long"))
 		return nil
 	}
 	if n == 0 {
 		return nil
 	}
-	return append([]byte(nil), r.bytes(int(n))...)
+	return append([]byte(nil), r.Bytes(int(n))...)
 }
 
 func (r *reader) f64() float64 {
-	p := r.bytes(8)
+	p := r.Bytes(8)
 	if p == nil {
 		return 0
 	}
@@ -132,9 +78,9 @@ func (r *reader) f64() float64 {
 }
 
 func (r *reader) list() []string {
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > maxList {
-		r.fail(errors.New("list too long"))
+		r.Fail(errors.New("list too long"))
 		return nil
 	}
 	if n == 0 {
@@ -143,7 +89,7 @@ func (r *reader) list() []string {
 	out := make([]string, 0, n)
 	for range n {
 		out = append(out, r.str())
-		if r.err != nil {
+		if r.Err != nil {
 			return nil
 		}
 	}
@@ -274,37 +220,37 @@ func AppendUse(dst []byte, u *tokenwatch.TokenUse) []byte {
 // DecodeUse decodes an AppendUse encoding into u (overwriting it). It never
 // panics on malformed input.
 func DecodeUse(data []byte, u *tokenwatch.TokenUse) error {
-	r := reader{b: data}
-	if v := r.byte(); r.err == nil && v != useVersion {
+	r := reader{binrec.Reader{B: data}}
+	if v := r.Byte(); r.Err == nil && v != useVersion {
 		return fmt.Errorf("decode token use: unknown version %d", v)
 	}
 	*u = tokenwatch.TokenUse{}
-	copy(u.Fingerprint[:], r.bytes(16))
-	f := r.byte()
+	copy(u.Fingerprint[:], r.Bytes(16))
+	f := r.Byte()
 	u.Leak, u.DPoPProof, u.HeadersLogged = f&ufLeak != 0, f&ufDPoP != 0, f&ufHeaders != 0
 	if f&ufHasTime != 0 {
-		sec := r.varint()
-		nsec := r.uvarint()
+		sec := r.Varint()
+		nsec := r.Uvarint()
 		if nsec >= 1e9 {
-			r.fail(errors.New("nanoseconds out of range"))
+			r.Fail(errors.New("nanoseconds out of range"))
 		}
 		u.Time = time.Unix(sec, int64(nsec)).UTC()
 	}
-	switch n := r.byte(); n {
+	switch n := r.Byte(); n {
 	case 0:
 	case 4:
-		u.IP = netip.AddrFrom4([4]byte(padTo(r.bytes(4), 4)))
+		u.IP = netip.AddrFrom4([4]byte(padTo(r.Bytes(4), 4)))
 	case 16:
-		u.IP = netip.AddrFrom16([16]byte(padTo(r.bytes(16), 16)))
+		u.IP = netip.AddrFrom16([16]byte(padTo(r.Bytes(16), 16)))
 	default:
-		r.fail(fmt.Errorf("bad address length %d", n))
+		r.Fail(fmt.Errorf("bad address length %d", n))
 	}
 	for _, p := range [...]*string{&u.Kind, &u.Rule, &u.Redacted, &u.UserAgent, &u.User, &u.Method, &u.Path, &u.Service, &u.Host, &u.Scheme, &u.Param} {
 		*p = r.str()
 	}
-	st := r.varint()
+	st := r.Varint()
 	if st < math.MinInt32 || st > math.MaxInt32 {
-		r.fail(errors.New("status out of range"))
+		r.Fail(errors.New("status out of range"))
 	}
 	u.Status = int(st)
 	g := &u.Geo
@@ -314,11 +260,11 @@ func DecodeUse(data []byte, u *tokenwatch.TokenUse) error {
 	}
 	g.Lat, g.Lon = r.f64(), r.f64()
 	if !(math.Abs(g.Lat) <= 90 && math.Abs(g.Lon) <= 180) { // NaN fails too
-		r.fail(errors.New("coordinates out of range"))
+		r.Fail(errors.New("coordinates out of range"))
 	}
-	rad := r.uvarint()
+	rad := r.Uvarint()
 	if rad > math.MaxUint16 {
-		r.fail(errors.New("radius out of range"))
+		r.Fail(errors.New("radius out of range"))
 	}
 	g.RadiusKm = uint16(rad)
 	g.HasLocation = f&ufHasLoc != 0
@@ -329,25 +275,25 @@ func DecodeUse(data []byte, u *tokenwatch.TokenUse) error {
 		}
 		j.Aud = r.list()
 		j.Scope = r.list()
-		j.Exp, j.Iat, j.Nbf, j.LifetimeSeconds = r.varint(), r.varint(), r.varint(), r.varint()
-		jf := r.byte()
+		j.Exp, j.Iat, j.Nbf, j.LifetimeSeconds = r.Varint(), r.Varint(), r.Varint(), r.Varint()
+		jf := r.Byte()
 		j.HasNonce, j.HasAtHash, j.Expired, j.AlgNone = jf&jfNonce != 0, jf&jfAtHash != 0, jf&jfExpired != 0, jf&jfAlgNone != 0
 		u.JWT = j
 	}
 	u.Sealed = r.blob()
 	u.Origin.Source = r.str()
 	u.Origin.Partition = r.i32()
-	u.Origin.Offset = r.varint()
-	idx := r.uvarint()
+	u.Origin.Offset = r.Varint()
+	idx := r.Uvarint()
 	if idx > math.MaxInt32 {
-		r.fail(errors.New("index out of range"))
+		r.Fail(errors.New("index out of range"))
 	}
 	u.Index = int(idx)
-	if r.err == nil && len(r.b) != 0 {
-		r.fail(fmt.Errorf("%d trailing bytes", len(r.b)))
+	if r.Err == nil && len(r.B) != 0 {
+		r.Fail(fmt.Errorf("%d trailing bytes", len(r.B)))
 	}
-	if r.err != nil {
-		return fmt.Errorf("decode token use: %w", r.err)
+	if r.Err != nil {
+		return fmt.Errorf("decode token use: %w", r.Err)
 	}
 	return nil
 }
@@ -411,7 +357,7 @@ func (e *Engine) Snapshot(dst []byte, key tokenwatch.Fingerprint) ([]byte, bool)
 func addMs(r *reader, dt, rem int32) int32 {
 	d := int64(dt) + int64(rem)
 	if d > math.MaxInt32 {
-		r.fail(errors.New("relative time out of range"))
+		r.Fail(errors.New("relative time out of range"))
 		return 0
 	}
 	return int32(d)
@@ -435,70 +381,70 @@ func SnapshotKey(snap []byte) (tokenwatch.Fingerprint, error) {
 // Restore replaces the state of the token a snapshot belongs to. It never
 // panics on malformed input.
 func (e *Engine) Restore(snap []byte) error {
-	r := reader{b: snap}
-	v := r.byte()
-	if r.err == nil && (v < 1 || v > stateVersion) {
+	r := reader{binrec.Reader{B: snap}}
+	v := r.Byte()
+	if r.Err == nil && (v < 1 || v > stateVersion) {
 		return fmt.Errorf("decode token state: unknown version %d", v)
 	}
 	var s state
-	copy(s.key[:], r.bytes(16))
+	copy(s.key[:], r.Bytes(16))
 	s.fp = s.key
 	if v >= 2 {
-		copy(s.fp[:], r.bytes(16))
+		copy(s.fp[:], r.Bytes(16))
 	}
-	baseMs := r.varint()
+	baseMs := r.Varint()
 	if baseMs < 0 || baseMs/1000 > math.MaxUint32 {
-		r.fail(errors.New("base time out of range"))
+		r.Fail(errors.New("base time out of range"))
 	}
 	s.baseSec = uint32(baseMs / 1000)
 	rem := int32(baseMs % 1000) // added to every relative time below
 	_ = r.u32()                 // first seen (unused)
 	s.exp = r.u32()
-	s.flags = (r.byte() & (stLeakAlerted | stHasLeak)) | stLive
+	s.flags = (r.Byte() & (stLeakAlerted | stHasLeak)) | stLive
 	s.leakDt = addMs(&r, r.i32(), rem)
 	for i := range s.alerted {
 		k := r.u32()
 		if v < 2 {
 			k = 0 // version 1 kept 32-bit keys of another hash: forget them
 		} else if k > math.MaxUint16 {
-			r.fail(errors.New("dedupe key out of range"))
+			r.Fail(errors.New("dedupe key out of range"))
 		}
 		s.alerted[i] = uint16(k)
 	}
-	s.alertAt = r.byte() % uint8(len(s.alerted))
-	n := int(r.byte())
+	s.alertAt = r.Byte() % uint8(len(s.alerted))
+	n := int(r.Byte())
 	if n > ringSize {
-		r.fail(fmt.Errorf("%d observations, at most %d", n, ringSize))
+		r.Fail(fmt.Errorf("%d observations, at most %d", n, ringSize))
 		n = 0
 	}
 	var list [ringSize]snapObs
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.Err == nil; i++ {
 		so := &list[i]
 		o := &so.o
-		copy(o.ip[:], r.bytes(16))
-		o.poff = r.uvarint()
+		copy(o.ip[:], r.Bytes(16))
+		o.poff = r.Uvarint()
 		o.dt = addMs(&r, r.i32(), rem)
 		o.lat, o.lon = r.i32(), r.i32()
 		o.asn = r.u32()
-		rad, st := r.uvarint(), r.uvarint()
+		rad, st := r.Uvarint(), r.Uvarint()
 		if rad > math.MaxUint16 || st > math.MaxUint16 {
-			r.fail(errors.New("value out of range"))
+			r.Fail(errors.New("value out of range"))
 		}
 		o.radius, o.stat = uint16(rad), uint16(st)
-		o.country[0], o.country[1], o.cont, o.bits = r.byte(), r.byte(), r.byte(), r.byte()
+		o.country[0], o.country[1], o.cont, o.bits = r.Byte(), r.Byte(), r.Byte(), r.Byte()
 		so.city, so.ua, so.service, so.source, so.org = r.str(), r.str(), r.str(), r.str(), r.str()
 		if i > 0 && o.dt < list[i-1].o.dt {
-			r.fail(errors.New("observations out of order"))
+			r.Fail(errors.New("observations out of order"))
 		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail(fmt.Errorf("%d trailing bytes", len(r.b)))
+	if r.Err == nil && len(r.B) != 0 {
+		r.Fail(fmt.Errorf("%d trailing bytes", len(r.B)))
 	}
-	if r.err == nil && n == 0 {
-		r.fail(errors.New("no observations"))
+	if r.Err == nil && n == 0 {
+		r.Fail(errors.New("no observations"))
 	}
-	if r.err != nil {
-		return fmt.Errorf("decode token state: %w", r.err)
+	if r.Err != nil {
+		return fmt.Errorf("decode token state: %w", r.Err)
 	}
 	key := s.key
 	sh := e.shardOf(&key)

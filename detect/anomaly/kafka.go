@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tokenwatch/tokenwatch"
+	"github.com/tokenwatch/tokenwatch/internal/binrec"
 	"github.com/tokenwatch/tokenwatch/internal/kafkalog"
 )
 
@@ -591,27 +592,27 @@ func AppendRevocation(dst []byte, r *tokenwatch.Revocation) []byte {
 // DecodeRevocation decodes an AppendRevocation encoding. It never panics on
 // malformed input.
 func DecodeRevocation(data []byte, r *tokenwatch.Revocation) error {
-	rd := reader{b: data}
-	if v := rd.byte(); rd.err == nil && v != revVersion {
+	rd := reader{binrec.Reader{B: data}}
+	if v := rd.Byte(); rd.Err == nil && v != revVersion {
 		return fmt.Errorf("decode revocation: unknown version %d", v)
 	}
 	*r = tokenwatch.Revocation{}
-	copy(r.Fingerprint[:], rd.bytes(16))
+	copy(r.Fingerprint[:], rd.Bytes(16))
 	r.JTI, r.Issuer = rd.str(), rd.str()
-	sec, nsec := rd.varint(), rd.uvarint()
+	sec, nsec := rd.Varint(), rd.Uvarint()
 	if nsec >= 1e9 {
-		rd.fail(errors.New("nanoseconds out of range"))
+		rd.Fail(errors.New("nanoseconds out of range"))
 	}
 	r.Time = time.Unix(sec, int64(nsec)).UTC()
 	r.Reason = rd.str()
 	r.Origin.Source = rd.str()
 	r.Origin.Partition = rd.i32()
-	r.Origin.Offset = rd.varint()
-	if rd.err == nil && len(rd.b) != 0 {
-		rd.fail(fmt.Errorf("%d trailing bytes", len(rd.b)))
+	r.Origin.Offset = rd.Varint()
+	if rd.Err == nil && len(rd.B) != 0 {
+		rd.Fail(fmt.Errorf("%d trailing bytes", len(rd.B)))
 	}
-	if rd.err != nil {
-		return fmt.Errorf("decode revocation: %w", rd.err)
+	if rd.Err != nil {
+		return fmt.Errorf("decode revocation: %w", rd.Err)
 	}
 	return nil
 }
