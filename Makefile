@@ -95,15 +95,8 @@ lint: ## gofmt -l, go vet, staticcheck, shellcheck of scripts/ and .ci/run
 	bash -c 'source scripts/lib.sh && apt_install shellcheck'
 	shellcheck -x scripts/*.sh .ci/run
 
-fuzz: ## run every Fuzz* target for FUZZTIME (default 10s) each; fails when any target fails
-	@n=0; failed=""; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' "$$pkg" | grep -E '^Fuzz' || true); do \
-			echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) "$$pkg" || failed="$$failed $$pkg.$$f"; \
-			n=$$((n+1)); \
-		done; \
-	done; echo "fuzz: $$n targets ran for $(FUZZTIME) each"; \
-	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi
+fuzz: ## run every Fuzz* target for FUZZTIME (default 10s) each; fails when any target fails (scripts/fuzz.sh)
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
 demo: ## generate traffic with planted token incidents and watch tokenwatch catch them (no servers needed)
 	$(GO) run ./cmd/tokenwatch demo
