@@ -108,15 +108,7 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 	engine.trackChanges()
 	return &StateLog{
 		engine: engine, cfg: cfg, log: log,
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Topic:        cfg.Topic,
-			Balancer:     &kafka.Hash{},
-			RequiredAcks: kafka.RequireAll,
-			BatchSize:    1 << 14,
-			BatchBytes:   900_000, // under the broker's default message.max.bytes (1 MB)
-			BatchTimeout: time.Millisecond,
-		},
+		w: kafkalog.NewStateWriter(cfg.Brokers, cfg.Topic),
 	}, nil
 }
 
@@ -125,19 +117,7 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 // not decode is counted (tokenwatch_policy_state_decode_errors_total),
 // logged and skipped.
 func (s *StateLog) Restore(ctx context.Context) error {
-	deadline := time.Now().Add(time.Minute)
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := s.restore(ctx)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		s.log.Warn("policy: restore state failed; retrying", "topic", s.cfg.Topic, "retry_in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-	}
+	return kafkalog.RetryRestore(ctx, s.log, "policy", s.cfg.Topic, s.restore)
 }
 
 func (s *StateLog) restore(ctx context.Context) error {

@@ -166,17 +166,7 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 	}
 	return &StateLog{
 		engine: engine, cfg: cfg, log: log,
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Topic:        cfg.Topic,
-			Balancer:     &kafka.Hash{},
-			RequiredAcks: kafka.RequireAll,
-			BatchSize:    1 << 14,
-			// Under the broker's default message.max.bytes (1 MB): a large
-			// batch's states are split over several requests.
-			BatchBytes:   900_000,
-			BatchTimeout: time.Millisecond,
-		},
+		w: kafkalog.NewStateWriter(cfg.Brokers, cfg.Topic),
 	}, nil
 }
 
@@ -184,19 +174,7 @@ func NewStateLog(ctx context.Context, cfg StateLogConfig, engine *Engine, log *s
 // retrying for up to a minute while the brokers settle (a new topic's
 // partitions may answer "not leader" for a moment).
 func (s *StateLog) Restore(ctx context.Context) error {
-	deadline := time.Now().Add(time.Minute)
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := s.restore(ctx)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		s.log.Warn("anomaly: restore state failed; retrying", "topic", s.cfg.Topic, "retry_in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-	}
+	return kafkalog.RetryRestore(ctx, s.log, "anomaly", s.cfg.Topic, s.restore)
 }
 
 func (s *StateLog) restore(ctx context.Context) error {

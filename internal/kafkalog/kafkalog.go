@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -182,4 +183,38 @@ func Temporary(err error) bool {
 	}
 	var ke kafka.Error
 	return errors.As(err, &ke) && ke.Temporary()
+}
+
+// NewStateWriter returns the writer of a state topic: keyed records to the
+// partition of their key, acks=all, large batches split under the broker's
+// default message.max.bytes (1 MB).
+func NewStateWriter(brokers []string, topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    1 << 14,
+		BatchBytes:   900_000,
+		BatchTimeout: time.Millisecond,
+	}
+}
+
+// RetryRestore runs restore until it succeeds, ctx ends or a minute has
+// passed (a new topic's partitions may answer "not leader" for a moment),
+// backing off from 200 ms to 5 s and logging each failure with who and topic.
+func RetryRestore(ctx context.Context, log *slog.Logger, who, topic string, restore func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := restore(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn(who+": restore state failed; retrying", "topic", topic, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
